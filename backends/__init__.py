@@ -1,0 +1,52 @@
+"""Backend adapters for the causal-averaging forms.
+
+Importing this package imports no framework: each adapter imports its framework
+when first used. ``REGISTRY`` maps CLI names to adapter classes; adding a backend
+is one module and one entry here.
+"""
+
+from __future__ import annotations
+
+from backends.base import (
+    DEVICES,
+    DTYPES,
+    FORM_NAMES,
+    PRECISIONS,
+    Availability,
+    Backend,
+    BackendUnavailable,
+    Built,
+    CaseUnsupported,
+)
+from backends.jax_jit import JaxJitBackend
+from backends.numpy_backend import NumpyBackend
+from backends.torch_compile import TorchCompileBackend
+from backends.torch_eager import TorchEagerBackend
+
+REGISTRY: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (NumpyBackend, TorchEagerBackend, TorchCompileBackend, JaxJitBackend)
+}
+
+
+def get_backend(name: str, device: str = "auto") -> Backend:
+    """Instantiate the adapter called ``name``; raise KeyError naming the choices."""
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown backend {name!r}; choose from {', '.join(REGISTRY)}") from None
+    return cls(device)
+
+
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "FORM_NAMES",
+    "PRECISIONS",
+    "REGISTRY",
+    "Availability",
+    "Backend",
+    "BackendUnavailable",
+    "Built",
+    "CaseUnsupported",
+    "get_backend",
+]

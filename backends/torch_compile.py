@@ -1,0 +1,79 @@
+"""torch.compile adapter: the eager form functions, compiled by TorchInductor.
+
+Each build resets dynamo and compiles with ``dynamic=False`` so every case gets
+its own static-shape graph: otherwise the second shape would trigger automatic
+dynamic shapes and, past the recompile limit, a silent fallback to eager.
+
+The loop form is compiled as the same Python double loop a user would write.
+Dynamo unrolls it into B*T steps, so its compile time grows with B*T; the adapter
+keeps a measured model of that growth (``CompileModel``) and the runner refuses
+cases whose predicted compile time exceeds the limit.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from backends.base import Availability, Built, CompileModel, timed_first_call
+from backends.torch_eager import TorchEagerBackend
+
+#: Step counts compiled to seed the loop's compile-time model when this process
+#: has not yet measured two sizes. Small enough to cost a few seconds in all.
+PROBE_STEPS: tuple[int, ...] = (4, 16)
+
+
+class TorchCompileBackend(TorchEagerBackend):
+    name = "torch-compile"
+    module = "torch"
+    extra = "torch"
+
+    def _device_availability(self) -> Availability:
+        base = super()._device_availability()
+        if not base.ok:
+            return base
+        if not self.is_gpu() and shutil.which("g++") is None and shutil.which("c++") is None:
+            return Availability(False, "TorchInductor needs a C++ compiler on the CPU: install g++")
+        return base
+
+    def build(self, form: str, x: Any, precision: str) -> Built:
+        torch = self._torch()
+        impl = self._prepare(form, x, precision)
+        torch._dynamo.reset()
+        compiled = torch.compile(impl, dynamic=False)
+        _, seconds = timed_first_call(lambda: compiled(x), self.sync)
+        if form == "loop":
+            self._loop_model().add(loop_steps(tuple(x.shape)), seconds)
+        return Built(lambda: compiled(x), compile_s=seconds)
+
+    def _loop_model(self) -> CompileModel:
+        return self.compile_models.setdefault("loop", CompileModel())
+
+    def estimate_compile_s(self, form: str, shape: tuple[int, int, int], dtype: str) -> tuple[float, str] | None:
+        """Predict the compile time of ``form`` at ``shape`` from measured compiles.
+
+        Only the unrolled loop has a compile time that depends on the shape enough
+        to matter. When fewer than two sizes have been compiled in this process,
+        the loop is compiled at ``PROBE_STEPS`` first (B=1, C=1) to fit the model.
+        """
+        if form != "loop":
+            return None
+        model = self._loop_model()
+        steps = loop_steps(shape)
+        if model.points and steps <= max(s for s, _ in model.points):
+            return None  # not beyond what this process already compiled
+        if model.distinct_steps() < 2:
+            self._probe_loop(dtype)
+        return model.predict(steps), model.describe()
+
+    def _probe_loop(self, dtype: str) -> None:
+        import numpy as np
+
+        for steps in PROBE_STEPS:
+            x = self.to_device(np.zeros((1, steps, 1)), dtype)
+            self.build("loop", x, "ieee")
+
+
+def loop_steps(shape: tuple[int, ...]) -> int:
+    """Steps dynamo unrolls for the double loop: one per (b, t)."""
+    return int(shape[0] * shape[1])

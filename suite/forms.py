@@ -1,0 +1,112 @@
+"""The causal-averaging forms, each defined once with its cost model.
+
+For ``x`` of shape (B, T, C), every form computes ``out[b, t] = mean(x[b, :t+1])``.
+Backends implement the forms by name (``backends.base.FORM_NAMES``); this module
+says what each one is and what it costs, so that roofline columns, memory guards
+and cost guards read one source.
+
+Cost model conventions:
+
+- ``flops``: floating-point operations the form performs as written (the matrix
+  forms multiply the full T x T matrix, zeros included, because that is what a
+  dense matmul does).
+- ``min_bytes``: the fewest bytes the form must move through memory: read x and
+  write out once, plus the T x T weights where the form builds them.
+- ``extra_bytes``: peak memory beyond input and output.
+- ``python_steps``: iterations of interpreted Python per call (the loop form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backends.base import FORM_NAMES
+
+Cost = Callable[[int, int, int, int], float]
+
+
+@dataclass(frozen=True)
+class Form:
+    """One way to compute the causal average, and what it costs."""
+
+    name: str
+    summary: str
+    complexity: str
+    #: Whether a matmul does the work, so the precision mode (IEEE/TF32) matters.
+    uses_matmul: bool
+    flops: Cost
+    min_bytes: Cost
+    extra_bytes: Cost
+    python_steps: Callable[[int, int], int] = lambda B, T: 0
+
+    def intensity(self, B: int, T: int, C: int, itemsize: int) -> float:
+        """Arithmetic intensity in FLOP per byte of compulsory traffic."""
+        return self.flops(B, T, C, itemsize) / self.min_bytes(B, T, C, itemsize)
+
+    def peak_bytes(self, B: int, T: int, C: int, itemsize: int) -> float:
+        """Input, output and the extra working memory, in bytes."""
+        return 2 * B * T * C * itemsize + self.extra_bytes(B, T, C, itemsize)
+
+
+def _io(B: int, T: int, C: int, s: int) -> float:
+    return 2.0 * B * T * C * s
+
+
+FORMS: dict[str, Form] = {
+    f.name: f
+    for f in (
+        Form(
+            name="loop",
+            summary="double loop over b and t: out[b, t] = x[b, :t+1].mean(0)",
+            complexity="O(B T^2 C)",
+            uses_matmul=False,
+            # (t+1) * C additions and C divisions for every (b, t).
+            flops=lambda B, T, C, s: B * C * (T * (T + 1) / 2 + T),
+            min_bytes=_io,
+            extra_bytes=lambda B, T, C, s: float(T * C * s),
+            python_steps=lambda B, T: B * T,
+        ),
+        Form(
+            name="matrix",
+            summary="wei = tril(ones(T, T)); wei /= wei.sum(1); out = wei @ x",
+            complexity="O(B T^2 C)",
+            uses_matmul=True,
+            flops=lambda B, T, C, s: 2.0 * B * T * T * C + 2.0 * T * T,
+            min_bytes=lambda B, T, C, s: _io(B, T, C, s) + T * T * s,
+            # The ones matrix and the normalised weights exist at the same time.
+            extra_bytes=lambda B, T, C, s: 2.0 * T * T * s,
+        ),
+        Form(
+            name="softmax",
+            summary="wei = zeros(T, T) masked with -inf above the diagonal; softmax(wei, -1) @ x",
+            complexity="O(B T^2 C)",
+            uses_matmul=True,
+            # Matmul plus mask, max, subtract, exp, sum and divide on T x T.
+            flops=lambda B, T, C, s: 2.0 * B * T * T * C + 5.0 * T * T,
+            min_bytes=lambda B, T, C, s: _io(B, T, C, s) + T * T * s,
+            # Boolean mask, zeros, masked and softmaxed copies.
+            extra_bytes=lambda B, T, C, s: 3.0 * T * T * s + T * T,
+        ),
+        Form(
+            name="cumsum",
+            summary="cumsum(x, axis=1) / arange(1, T + 1)",
+            complexity="O(B T C)",
+            uses_matmul=False,
+            flops=lambda B, T, C, s: 2.0 * B * T * C,
+            min_bytes=_io,
+            # The prefix sums before the division.
+            extra_bytes=lambda B, T, C, s: float(B * T * C * s + T * s),
+        ),
+    )
+}
+
+assert tuple(FORMS) == FORM_NAMES, "suite.forms and backends.base disagree on the forms"
+
+
+def get_form(name: str) -> Form:
+    """The form called ``name``; KeyError naming the choices otherwise."""
+    try:
+        return FORMS[name]
+    except KeyError:
+        raise KeyError(f"unknown form {name!r}; choose from {', '.join(FORMS)}") from None

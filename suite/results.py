@@ -1,0 +1,341 @@
+"""The one tidy results table: schema, rows, CSV/JSON files and pandas loading.
+
+One row per case. The schema is versioned (``SCHEMA_VERSION``); every CSV row and
+every JSON file carries the version, and loading a file of another version fails
+with a message that says so. Columns are documented in ``COLUMNS``.
+
+Files of one run, in its output folder:
+
+- ``results.csv``: the rows, appended and flushed one by one while the run goes
+  (so an interrupted run keeps every finished row), rewritten atomically at the end.
+- ``results.json``: run metadata (run id, time, git commit, machine fingerprint)
+  and the rows; replaced atomically.
+- ``report.md``: the markdown report, built from the stored rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+SCHEMA_NAME = "causal-bench/results"
+CSV_NAME = "results.csv"
+JSON_NAME = "results.json"
+REPORT_NAME = "report.md"
+
+#: Every status a row can have. ``ok`` rows are the only timed ones.
+STATUSES: dict[str, str] = {
+    "ok": "agreed with the reference and was timed",
+    "mismatch": "disagreed with the float64 reference beyond the tolerance; not timed",
+    "skipped": "not run: backend unavailable, combination unsupported, or a guard refused it",
+    "error": "the backend raised, or its worker process died (crash, out-of-memory kill)",
+    "timeout": "the case ran past the per-case timeout and its worker was stopped",
+}
+
+
+class ResultsError(Exception):
+    """A results file is missing, corrupt, truncated or of another schema."""
+
+
+@dataclass
+class Row:
+    """One case's outcome. Times are seconds per call; NaN where not measured."""
+
+    # -- the case key
+    backend: str
+    form: str
+    B: int
+    T: int
+    C: int
+    dtype: str
+    precision: str
+    input: str
+    device: str = ""
+    # -- outcome
+    status: str = "ok"
+    reason: str = ""
+    # -- costs outside steady state
+    compile_s: float = math.nan
+    # -- steady-state statistics
+    median_s: float = math.nan
+    iqr_s: float = math.nan
+    min_s: float = math.nan
+    mean_s: float = math.nan
+    std_s: float = math.nan
+    ci_low_s: float = math.nan
+    ci_high_s: float = math.nan
+    n_samples: int = 0
+    calls_per_sample: int = 0
+    stop_reason: str = ""
+    unstable: bool = False
+    timer: str = ""
+    host_median_s: float = math.nan
+    cold_cache: bool = False
+    samples_s: list[float] = field(default_factory=list)
+    # -- agreement
+    rel_err: float = math.nan
+    max_abs_err: float = math.nan
+    tol: float = math.nan
+    # -- cost model and achieved rates
+    flops: float = math.nan
+    bytes: float = math.nan
+    gflops: float = math.nan
+    gbs: float = math.nan
+    # -- environment of the case
+    threads: int = 0
+    peak_mem_bytes: float = math.nan
+    elapsed_s: float = math.nan
+    run_id: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def key(self) -> str:
+        return case_key(self.backend, self.form, self.B, self.T, self.C, self.dtype, self.precision, self.input)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Row:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
+_INT = {"B", "T", "C", "n_samples", "calls_per_sample", "threads", "schema_version"}
+_BOOL = {"unstable", "cold_cache"}
+_FLOAT = {f.name for f in dataclasses.fields(Row) if f.type == "float"}
+
+
+def case_key(backend: str, form: str, B: int, T: int, C: int, dtype: str, precision: str, input: str) -> str:
+    """The identity of a case across runs: what was computed, not how it went."""
+    return f"{backend}:{form}:{B}x{T}x{C}:{dtype}:{precision}:{input}"
+
+
+# -- CSV -----------------------------------------------------------------------
+
+
+def _csv_cell(name: str, value: Any) -> str:
+    if name == "samples_s":
+        return " ".join(repr(float(v)) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return str(value)
+
+
+def _parse_cell(name: str, text: str) -> Any:
+    if name == "samples_s":
+        return [float(v) for v in text.split()]
+    if name in _BOOL:
+        return text == "true"
+    if name in _INT:
+        return int(text) if text else 0
+    if name in _FLOAT:
+        return float(text) if text else math.nan
+    return text
+
+
+def row_to_csv_line(row: Row) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_csv_cell(c, getattr(row, c)) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def csv_header() -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(COLUMNS)
+    return buf.getvalue()
+
+
+class RowLog:
+    """Appends rows to a CSV file and flushes each one to disk at once."""
+
+    def __init__(self, path: Path, resume: bool = False) -> None:
+        self.path = path
+        fresh = not (resume and path.exists() and path.stat().st_size > 0)
+        self._fh = path.open("w" if fresh else "a", encoding="utf-8", newline="")
+        if fresh:
+            self._fh.write(csv_header())
+            self._flush()
+
+    def _flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def append(self, row: Row) -> None:
+        self._fh.write(row_to_csv_line(row))
+        self._flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_csv_rows(path: Path) -> list[Row]:
+    """Rows of a results CSV. A torn last line (a killed run) is dropped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ResultsError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path} is not a text CSV file") from None
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        raise ResultsError(f"{path} is empty")
+    header = next(csv.reader([lines[0]]))
+    if "schema_version" not in header or "backend" not in header:
+        raise ResultsError(f"{path} is not a causal-bench results CSV (no schema_version column)")
+    complete = lines if text.endswith("\n") else lines[:-1]
+    rows = []
+    for lineno, values in enumerate(csv.reader(complete[1:]), start=2):
+        if len(values) != len(header):
+            raise ResultsError(f"{path}:{lineno}: expected {len(header)} fields, found {len(values)}")
+        record = dict(zip(header, values, strict=True))
+        version = record.get("schema_version", "")
+        if version != str(SCHEMA_VERSION):
+            raise ResultsError(
+                f"{path}:{lineno}: schema version {version or '?'}; this causal-bench reads version {SCHEMA_VERSION}"
+            )
+        try:
+            rows.append(Row.from_dict({k: _parse_cell(k, v) for k, v in record.items()}))
+        except (ValueError, TypeError) as e:
+            raise ResultsError(f"{path}:{lineno}: unreadable row ({e})") from None
+    return rows
+
+
+# -- atomic writes ---------------------------------------------------------------
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(path: Path, rows: Iterable[Row]) -> None:
+    write_atomic(path, csv_header() + "".join(row_to_csv_line(r) for r in rows))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _json_restore(name: str, value: Any) -> Any:
+    if name in _FLOAT:
+        if value is None:
+            return math.nan
+        if isinstance(value, str):
+            return float(value)
+    return value
+
+
+def write_json(path: Path, metadata: dict[str, Any], rows: Sequence[Row]) -> None:
+    doc = {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "metadata": metadata,
+        "rows": [r.to_dict() for r in rows],
+    }
+    write_atomic(path, json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ResultsError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path} is not valid JSON (truncated or corrupt?): {e}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
+        raise ResultsError(f"{path} is not a causal-bench results file")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path} has schema version {doc.get('schema_version')}; "
+            f"this causal-bench reads version {SCHEMA_VERSION}"
+        )
+    try:
+        rows = [Row.from_dict({k: _json_restore(k, v) for k, v in r.items()}) for r in doc["rows"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ResultsError(f"{path}: malformed rows ({e})") from None
+    return dict(doc.get("metadata") or {}), rows
+
+
+def load_run(path: str | Path) -> tuple[dict[str, Any], list[Row]]:
+    """Metadata and rows of one run, from its folder, its JSON or its CSV.
+
+    A folder prefers ``results.json`` and falls back to ``results.csv`` (an
+    interrupted run may have only the CSV complete). Raises ResultsError.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / JSON_NAME).exists():
+            meta, rows = read_json(p / JSON_NAME)
+            if (p / CSV_NAME).exists():
+                csv_rows = read_csv_rows(p / CSV_NAME)
+                if len(csv_rows) > len(rows):  # the JSON predates an interruption
+                    rows = csv_rows
+            return meta, rows
+        if (p / CSV_NAME).exists():
+            return {}, read_csv_rows(p / CSV_NAME)
+        raise ResultsError(f"{p} holds no {JSON_NAME} or {CSV_NAME}")
+    if not p.exists():
+        raise ResultsError(f"{p} does not exist")
+    if p.suffix == ".json":
+        return read_json(p)
+    if p.suffix == ".csv":
+        return {}, read_csv_rows(p)
+    raise ResultsError(f"{p}: expected a results folder, .json or .csv file")
+
+
+def to_frame(rows: Sequence[Row]) -> pd.DataFrame:
+    """The rows as a pandas DataFrame with one column per schema field plus ``key``."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r.to_dict() for r in rows], columns=list(COLUMNS))
+    frame.insert(0, "key", [r.key for r in rows])
+    return frame
+
+
+def load_frame(*paths: str | Path) -> pd.DataFrame:
+    """Load one or many stored runs into one DataFrame (``run_id`` tells them apart).
+
+    This is the public entry point for your own analysis::
+
+        from suite.results import load_frame
+        df = load_frame("results/reference-cpu")
+        df[df.status == "ok"].pivot_table("median_s", ["backend", "form"], "T")
+    """
+    import pandas as pd
+
+    frames = [to_frame(load_run(p)[1]) for p in paths]
+    if not frames:
+        raise ResultsError("no results given")
+    return pd.concat(frames, ignore_index=True)

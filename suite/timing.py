@@ -1,0 +1,241 @@
+"""Steady-state timing: warm-up, calibration, adaptive sampling, statistics.
+
+The timer knows no framework. It gets a zero-argument callable and the adapter's
+hooks: ``sync(result)`` to wait for the device, optionally a device timer (CUDA
+events) and a cache flush. The algorithm:
+
+1. **Warm-up.** Call until ``warmup_s`` has passed (at least once), so lazy
+   initialisation, allocator growth and CPU frequency ramps happen before
+   measuring. Compile time was already paid and recorded by the adapter.
+2. **Calibration.** Find ``calls_per_sample`` so one sample lasts at least
+   ``min_sample_s`` (1 ms by default): timer resolution and the per-call loop
+   overhead are then negligible, as in ``torch.utils.benchmark``'s
+   ``blocked_autorange``. A sample is ``calls_per_sample`` back-to-back calls and
+   one wait for the last result; the stored value is seconds per call.
+3. **Adaptive stopping.** Keep sampling until the distribution-free 95%
+   confidence interval of the median (binomial order statistics) is within
+   ``target_rel_ci`` of the median (2% by default) with at least
+   ``min_samples``, or the per-case ``budget_s`` is spent (with at least
+   ``MIN_SAMPLES_HARD``), or ``max_samples`` is reached.
+4. **Cold cache** (optional): flush the device cache before every call and time
+   single calls, as ``triton.testing.do_bench`` does; the flush is not timed.
+
+Raw samples are kept: comparisons between runs need them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+import numpy as np
+
+#: Fewest samples a measurement may stop with, whatever the budget.
+MIN_SAMPLES_HARD = 3
+#: IQR / median above which a measurement is flagged unstable.
+UNSTABLE_IQR = 0.10
+_Z95 = 1.959963984540054
+
+
+class DeviceTimerLike(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class TimerConfig:
+    """Knobs of the timer; defaults suit a CPU run of the default sweep."""
+
+    target_rel_ci: float = 0.02
+    budget_s: float = 1.0
+    min_samples: int = 5
+    max_samples: int = 10_000
+    min_sample_s: float = 1e-3
+    warmup_s: float = 0.05
+    cold_cache: bool = False
+    device_events: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_rel_ci < 1:
+            raise ValueError(f"target_rel_ci must be in (0, 1); got {self.target_rel_ci}")
+        if self.budget_s <= 0:
+            raise ValueError(f"budget_s must be positive; got {self.budget_s}")
+        if self.min_samples < MIN_SAMPLES_HARD or self.max_samples < self.min_samples:
+            raise ValueError(
+                f"need {MIN_SAMPLES_HARD} <= min_samples <= max_samples; "
+                f"got {self.min_samples}, {self.max_samples}"
+            )
+
+
+def median_ci(sorted_samples: np.ndarray, z: float = _Z95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics.
+
+    The rank of the sample median is binomial(n, 1/2); the normal approximation
+    gives ranks ``n/2 -+ z*sqrt(n)/2``. With fewer than 6 samples the interval is
+    the whole range.
+    """
+    n = len(sorted_samples)
+    if n == 0:
+        return math.nan, math.nan
+    half = z * math.sqrt(n) / 2
+    lo = max(int(math.floor(n / 2 - half)), 0)
+    hi = min(int(math.ceil(n / 2 + half)), n - 1)
+    return float(sorted_samples[lo]), float(sorted_samples[hi])
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw per-call samples and their statistics (computed lazily)."""
+
+    samples: tuple[float, ...]
+    calls_per_sample: int
+    timer: str = "wall"
+    stop_reason: str = ""
+    host_samples: tuple[float, ...] = field(default=(), compare=False)
+
+    @cached_property
+    def _sorted(self) -> np.ndarray:
+        return np.sort(np.asarray(self.samples, dtype=float))
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    @cached_property
+    def median(self) -> float:
+        return float(np.median(self._sorted))
+
+    @cached_property
+    def iqr(self) -> float:
+        q1, q3 = np.percentile(self._sorted, [25, 75])
+        return float(q3 - q1)
+
+    @property
+    def min(self) -> float:
+        return float(self._sorted[0])
+
+    @cached_property
+    def mean(self) -> float:
+        return float(self._sorted.mean())
+
+    @cached_property
+    def std(self) -> float:
+        return float(self._sorted.std(ddof=1)) if self.n > 1 else 0.0
+
+    @cached_property
+    def ci(self) -> tuple[float, float]:
+        return median_ci(self._sorted)
+
+    @property
+    def rel_ci(self) -> float:
+        """Half-width of the median's 95% CI relative to the median."""
+        lo, hi = self.ci
+        return (hi - lo) / 2 / self.median if self.median > 0 else math.inf
+
+    @property
+    def unstable(self) -> bool:
+        return self.median > 0 and self.iqr / self.median > UNSTABLE_IQR
+
+    @cached_property
+    def host_median(self) -> float:
+        return float(np.median(self.host_samples)) if self.host_samples else math.nan
+
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Timer:
+    """Measures ``fn`` with the adapter's ``sync`` and optional device hooks."""
+
+    fn: Callable[[], Any]
+    sync: Callable[[Any], None]
+    config: TimerConfig = field(default_factory=TimerConfig)
+    device_timer: Callable[[], DeviceTimerLike | None] | None = None
+    flush: Callable[[], None] | None = None
+    clock: Clock = time.perf_counter
+
+    def _block(self, number: int) -> tuple[float, float]:
+        """Run ``number`` calls and one wait; return (primary, host) seconds in all."""
+        fn, sync, flush = self.fn, self.sync, self.flush
+        dev = self.device_timer() if (self.device_timer and self.config.device_events) else None
+        if self.config.cold_cache and flush is not None:
+            flush()  # the hook waits for its own work; it is not timed
+        t0 = self.clock()
+        if dev is not None:
+            dev.start()
+        out = None
+        for _ in range(number):
+            out = fn()
+        if dev is not None:
+            device_s = dev.stop()
+        sync(out)
+        host_s = self.clock() - t0
+        return (device_s if dev is not None else host_s), host_s
+
+    def warmup(self) -> int:
+        """Call until ``warmup_s`` has passed; return the number of calls."""
+        calls = 0
+        start = self.clock()
+        while True:
+            self._block(1)
+            calls += 1
+            if self.clock() - start >= self.config.warmup_s:
+                return calls
+
+    def calibrate(self) -> int:
+        """Calls per sample so that one sample lasts at least ``min_sample_s``."""
+        if self.config.cold_cache:
+            return 1  # every call must start cold, so samples are single calls
+        target = self.config.min_sample_s
+        number = 1
+        while True:
+            elapsed, _ = self._block(number)
+            if elapsed >= target or number >= 10**9:
+                return number
+            if elapsed <= target / 100:
+                number *= 10
+            else:
+                # Aim 20% past the target so the next try lands above it.
+                number = max(number + 1, math.ceil(number * 1.2 * target / elapsed))
+
+    def measure(self) -> Measurement:
+        """Warm up, calibrate, then sample until the CI target or the budget is met."""
+        cfg = self.config
+        events = bool(cfg.device_events and self.device_timer and self.device_timer() is not None)
+        self.warmup()
+        number = self.calibrate()
+        samples: list[float] = []
+        host: list[float] = []
+        start = self.clock()
+        reason = "max_samples"
+        while len(samples) < cfg.max_samples:
+            primary, host_s = self._block(number)
+            samples.append(primary / number)
+            host.append(host_s / number)
+            n = len(samples)
+            if n >= cfg.min_samples:
+                m = Measurement(tuple(samples), number)
+                if m.rel_ci <= cfg.target_rel_ci:
+                    reason = "ci"
+                    break
+            if n >= MIN_SAMPLES_HARD and self.clock() - start >= cfg.budget_s:
+                reason = "budget"
+                break
+        return Measurement(
+            tuple(samples),
+            number,
+            timer="device-event" if events else "wall",
+            stop_reason=reason,
+            host_samples=tuple(host) if events else (),
+        )
+
+
+def measure_overhead(config: TimerConfig | None = None) -> Measurement:
+    """Per-call cost of the timer's own loop, measured on an empty function."""
+    return Timer(lambda: None, lambda _: None, config or TimerConfig()).measure()
