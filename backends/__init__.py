@@ -14,7 +14,6 @@ from backends.base import (
     PRECISIONS,
     Availability,
     Backend,
-    BackendUnavailable,
     Built,
     CaseUnsupported,
 )
@@ -45,7 +44,6 @@ __all__ = [
     "REGISTRY",
     "Availability",
     "Backend",
-    "BackendUnavailable",
     "Built",
     "CaseUnsupported",
     "get_backend",

@@ -36,10 +36,6 @@ PRECISIONS: tuple[str, ...] = ("ieee", "tf32")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
 
 
-class BackendUnavailable(Exception):
-    """The backend cannot run here; the message says what to do about it."""
-
-
 class CaseUnsupported(Exception):
     """This backend cannot run this (form, dtype, precision, device) combination."""
 
@@ -98,7 +94,7 @@ class CompileModel:
 
     def predict(self, steps: int) -> float:
         a, k = self.fit()
-        return a * steps**k
+        return float(a * steps**k)
 
     def describe(self) -> str:
         a, k = self.fit()
@@ -184,9 +180,7 @@ class Backend(ABC):
     def is_gpu(self) -> bool:
         return False
 
-    def estimate_compile_s(
-        self, form: str, shape: tuple[int, int, int], dtype: str
-    ) -> tuple[float, str] | None:
+    def estimate_compile_s(self, form: str, shape: tuple[int, int, int], dtype: str) -> tuple[float, str] | None:
         """Predicted compile seconds for a case and how it was predicted.
 
         None means compile time is not a concern for this form here. Adapters whose

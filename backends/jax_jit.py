@@ -122,10 +122,9 @@ class JaxJitBackend(Backend):
         return "cpu"
 
     def versions(self) -> dict[str, str]:
-        jax = _jax()
-        import jaxlib
+        from importlib.metadata import version
 
-        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+        return {"jax": str(_jax().__version__), "jaxlib": version("jaxlib")}
 
     def to_device(self, x: np.ndarray, dtype: str) -> Any:
         jax = _jax()

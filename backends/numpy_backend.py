@@ -24,7 +24,8 @@ def matrix(x: np.ndarray) -> np.ndarray:
     T = x.shape[1]
     wei = np.tril(np.ones((T, T), dtype=x.dtype))
     wei = wei / wei.sum(axis=1, keepdims=True)
-    return wei @ x
+    out: np.ndarray = wei @ x
+    return out
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -33,7 +34,8 @@ def softmax(x: np.ndarray) -> np.ndarray:
     wei = np.where(tril, np.zeros((T, T), dtype=x.dtype), np.array(-np.inf, dtype=x.dtype))
     wei = np.exp(wei - wei.max(axis=-1, keepdims=True))
     wei = wei / wei.sum(axis=-1, keepdims=True)
-    return wei @ x
+    out: np.ndarray = wei @ x
+    return out
 
 
 def cumsum(x: np.ndarray) -> np.ndarray:

@@ -84,8 +84,8 @@ class _CudaEventTimer(DeviceTimer):
     def __init__(self) -> None:
         import torch
 
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
+        self._start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        self._end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
 
     def start(self) -> None:
         self._start.record()
@@ -105,7 +105,6 @@ def set_matmul_precision(precision: str) -> None:
     if hasattr(matmul, "fp32_precision"):
         # torch >= 2.9: the new per-backend API; mixing it with allow_tf32 warns.
         matmul.fp32_precision = "tf32" if tf32 else "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "tf32" if tf32 else "ieee"
     else:  # pragma: no cover - older torch
         matmul.allow_tf32 = tf32
 
@@ -126,9 +125,9 @@ class TorchEagerBackend(Backend):
         return Availability(True)
 
     def is_gpu(self) -> bool:
-        return self._torch_device().type == "cuda"
+        return bool(self._torch_device().type == "cuda")
 
-    def _torch_device(self) -> torch.device:
+    def _torch_device(self) -> Any:
         torch = self._torch()
         if self.requested_device == "cpu":
             return torch.device("cpu")
@@ -223,4 +222,3 @@ class TorchEagerBackend(Backend):
 
 def _dtype_name(x: Any) -> str:
     return str(x.dtype).removeprefix("torch.")
-

@@ -111,25 +111,61 @@ def _fraction(text: str) -> float:
 
 
 def _sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: str) -> None:
-    p.add_argument("--backends", type=_choices("backend", tuple(REGISTRY)), default=tuple(REGISTRY),
-                   help=f"comma-separated ({', '.join(REGISTRY)}); default all")
-    p.add_argument("--forms", type=_choices("form", FORM_NAMES), default=FORM_NAMES,
-                   help=f"comma-separated ({', '.join(FORM_NAMES)}); default all")
-    p.add_argument("--sizes", "--preset", dest="sizes", type=parse_sizes, default=parse_sizes(default_sizes),
-                   help=f"BxTxC list and/or presets ({', '.join(PRESETS)}); default {default_sizes}")
-    p.add_argument("--dtypes", type=_choices("dtype", DTYPES), default=("float32",),
-                   help=f"comma-separated ({', '.join(DTYPES)}); default float32")
-    p.add_argument("--precisions", type=_choices("precision", PRECISIONS), default=("ieee",),
-                   help="ieee and/or tf32 (GPU float32 matmuls); default ieee")
-    p.add_argument("--inputs", type=_choices("input", INPUT_KINDS), default=tuple(default_inputs.split(",")),
-                   help=f"input kinds ({', '.join(INPUT_KINDS)}); default {default_inputs}")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="where torch and jax run; default auto (GPU if any)")
+    p.add_argument(
+        "--backends",
+        type=_choices("backend", tuple(REGISTRY)),
+        default=tuple(REGISTRY),
+        help=f"comma-separated ({', '.join(REGISTRY)}); default all",
+    )
+    p.add_argument(
+        "--forms",
+        type=_choices("form", FORM_NAMES),
+        default=FORM_NAMES,
+        help=f"comma-separated ({', '.join(FORM_NAMES)}); default all",
+    )
+    p.add_argument(
+        "--sizes",
+        "--preset",
+        dest="sizes",
+        type=parse_sizes,
+        default=parse_sizes(default_sizes),
+        help=f"BxTxC list and/or presets ({', '.join(PRESETS)}); default {default_sizes}",
+    )
+    p.add_argument(
+        "--dtypes",
+        type=_choices("dtype", DTYPES),
+        default=("float32",),
+        help=f"comma-separated ({', '.join(DTYPES)}); default float32",
+    )
+    p.add_argument(
+        "--precisions",
+        type=_choices("precision", PRECISIONS),
+        default=("ieee",),
+        help="ieee and/or tf32 (GPU float32 matmuls); default ieee",
+    )
+    p.add_argument(
+        "--inputs",
+        type=_choices("input", INPUT_KINDS),
+        default=tuple(default_inputs.split(",")),
+        help=f"input kinds ({', '.join(INPUT_KINDS)}); default {default_inputs}",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="auto", help="where torch and jax run; default auto (GPU if any)"
+    )
     p.add_argument("--seed", type=int, default=1337, help="input seed; default 1337")
-    p.add_argument("--threads", type=_positive(int), default=None,
-                   help="CPU threads for numpy's BLAS and torch (jax ignores it); default the libraries' own")
+    p.add_argument(
+        "--threads",
+        type=_positive(int),
+        default=None,
+        help="CPU threads for numpy's BLAS and torch (jax ignores it); default the libraries' own",
+    )
     p.add_argument("--timeout", type=_positive(float), default=120.0, help="per-case timeout in seconds; default 120")
-    p.add_argument("--compile-limit", type=_positive(float), default=30.0,
-                   help="skip cases whose predicted compile time exceeds this many seconds; default 30")
+    p.add_argument(
+        "--compile-limit",
+        type=_positive(float),
+        default=30.0,
+        help="skip cases whose predicted compile time exceeds this many seconds; default 30",
+    )
     p.add_argument("--no-isolate", action="store_true", help="run in this process instead of one worker per backend")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -142,9 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_args(run, "default", "normal")
     run.add_argument("--out", type=Path, default=Path("results/local"), help="output folder; default results/local")
     run.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished cases")
-    run.add_argument("--target-ci", type=_fraction, default=0.02,
-                     help="stop sampling when the median's 95%% CI is within this fraction; default 0.02")
-    run.add_argument("--budget", type=_positive(float), default=1.0, help="seconds of sampling per case at most; default 1")
+    run.add_argument(
+        "--target-ci",
+        type=_fraction,
+        default=0.02,
+        help="stop sampling when the median's 95%% CI is within this fraction; default 0.02",
+    )
+    run.add_argument(
+        "--budget", type=_positive(float), default=1.0, help="seconds of sampling per case at most; default 1"
+    )
     run.add_argument("--min-samples", type=_positive(int), default=5, help="samples before the CI may stop; default 5")
     run.add_argument("--warmup", type=_positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
     run.add_argument("--cold-cache", action="store_true", help="flush the GPU L2 before every call")
@@ -156,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="rebuild report.md from stored results")
     report.add_argument("results", type=Path, help="a results folder, .json or .csv")
-    report.add_argument("--out", type=Path, default=None, help="where to write the markdown; default beside the results")
+    report.add_argument(
+        "--out", type=Path, default=None, help="where to write the markdown; default beside the results"
+    )
 
     sub.add_parser("backends", help="list backends, whether they can run here, and why not")
 
@@ -285,7 +329,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 try:
                     load_run(out / name)
                 except ResultsError as e:
-                    raise UsageError(f"refusing to overwrite {out / name}, which is not a readable results file ({e})") from None
+                    raise UsageError(
+                        f"refusing to overwrite {out / name}, which is not a readable results file ({e})"
+                    ) from None
     run_id = meta.get("run_id") or machine.new_run_id()
     meta = {**machine.run_metadata(run_id, sys.argv), **{k: meta[k] for k in ("started",) if k in meta}}
     meta["sweep"] = dataclasses.asdict(spec)
@@ -342,11 +388,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     options = options_from(args)
     cases = spec.cases()
     rows = list(run_cases(cases, options, lambda r: None, Progress(cases, options, args.quiet)))
-    header = f"{'backend':<14} {'form':<8} {'size':<12} {'dtype':<9} {'prec':<5} {'input':<7} {'rel.err':>9} {'max abs':>9} {'tol':>9}  verdict"
-    print(header)
+    print(
+        f"{'backend':<14} {'form':<8} {'size':<12} {'dtype':<9} {'prec':<5} {'input':<7} "
+        f"{'rel.err':>9} {'max abs':>9} {'tol':>9}  verdict"
+    )
     for r in rows:
         verdict = {"ok": "pass", "mismatch": "FAIL"}.get(r.status, r.status)
-        note = f"  ({r.reason})" if r.status not in ("ok",) and r.reason else ""
+        note = f"  ({r.reason})" if r.status != "ok" and r.reason else ""
         print(
             f"{r.backend:<14} {r.form:<8} {f'{r.B}x{r.T}x{r.C}':<12} {r.dtype:<9} {r.precision:<5} {r.input:<7} "
             f"{r.rel_err:>9.2e} {r.max_abs_err:>9.2e} {r.tol:>9.2e}  {verdict}{note}"
@@ -385,7 +433,13 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return selftest_main(args.repeat)
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "report": cmd_report, "backends": cmd_backends, "selftest": cmd_selftest}
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "report": cmd_report,
+    "backends": cmd_backends,
+    "selftest": cmd_selftest,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

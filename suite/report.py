@@ -70,8 +70,10 @@ def timing_tables(rows: Sequence[Row]) -> list[str]:
                 cells[(f"{r.backend} ({r.device or '?'})", _size(r))] = r
             baseline = {_size(r): r for r in group if r.backend == "numpy"}
             backends = sorted({k[0] for k in cells}, key=lambda b: (not b.startswith("numpy "), b))
-            body = [[b, *[_cell(cells[(b, s)], baseline.get(s)) if (b, s) in cells else "" for s in size_names]]
-                    for b in backends]
+            body = [
+                [b, *[_cell(cells[(b, s)], baseline.get(s)) if (b, s) in cells else "" for s in size_names]]
+                for b in backends
+            ]
             out += [f"### {form} ({variant})", "", f"`{FORMS[form].summary}`, {FORMS[form].complexity}", ""]
             out += _table(["backend (device)", *size_names], body)
             out.append("")
@@ -116,7 +118,8 @@ def render(meta: dict[str, Any], rows: Sequence[Row]) -> str:
         f"- run: `{meta.get('run_id', '?')}`" + (" (interrupted, partial)" if meta.get("interrupted") else ""),
         f"- commit: `{str(meta.get('git_commit', '?'))[:12]}`" + (" (dirty tree)" if meta.get("git_dirty") else ""),
         f"- machine: {machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} cores, "
-        f"{machine.get('memory_gib', '?')} GiB" + (f", {machine['gpu_name']}" if machine.get("gpu_name") else "")
+        f"{machine.get('memory_gib', '?')} GiB"
+        + (f", {machine['gpu_name']}" if machine.get("gpu_name") else "")
         + f" (fingerprint `{machine.get('fingerprint', '?')}`)",
         f"- libraries: {libs or '?'}",
         f"- cases: {len(rows)} ({summary or 'none'})",

@@ -278,8 +278,7 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
         raise ResultsError(f"{path} is not a causal-bench results file")
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(
-            f"{path} has schema version {doc.get('schema_version')}; "
-            f"this causal-bench reads version {SCHEMA_VERSION}"
+            f"{path} has schema version {doc.get('schema_version')}; this causal-bench reads version {SCHEMA_VERSION}"
         )
     try:
         rows = [Row.from_dict({k: _json_restore(k, v) for k, v in r.items()}) for r in doc["rows"]]

@@ -14,6 +14,7 @@ moment they arrive, so an interrupted run loses nothing finished.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import signal
@@ -174,7 +175,7 @@ def memory_guard(case: Case, adapter: Backend, options: RunOptions) -> str | Non
     B, T, C = case.shape
     device_bytes = form.peak_bytes(B, T, C, ITEMSIZE[case.dtype])
     # The harness holds the float64 input, the reference and the result on the host.
-    host_bytes = 3 * 8 * B * T * C
+    host_bytes = 3.0 * 8 * B * T * C
     free_device = adapter.memory_available()
     if free_device is None:  # computes on the host: one pool for both
         host_bytes += device_bytes
@@ -372,10 +373,8 @@ class Worker:
         self.process.join(5)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._conn.send(None)
-        except (OSError, ValueError):
-            pass
         self.process.join(10)
         self.kill()
 
@@ -507,10 +506,7 @@ def run_cases(
             t0 = time.perf_counter()
             info = runner.info(case.backend)
             infos[case.backend] = info
-            if not info.available:
-                row = case.row(status="skipped", reason=info.reason)
-            else:
-                row = runner.run(case)
+            row = case.row(status="skipped", reason=info.reason) if not info.available else runner.run(case)
             on_row(row)
             if progress:
                 progress(i + 1, len(cases), case, row, time.perf_counter() - t0)

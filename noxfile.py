@@ -1,0 +1,77 @@
+"""Sessions: tests, bench, report, check, lint, gpu. ``nox -l`` lists them."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.default_venv_backend = "venv"  # pip, which finds the pinned CPU torch on disk
+
+PYTHON = "3.11"
+# Pinned here as in pyproject: a newer or unpinned torch pulls a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+ALL_BACKENDS = "numpy,torch,torch-compile,jax"
+
+
+def install_suite(session: nox.Session, extras: str) -> None:
+    """Install the project with ``extras`` and torch pinned, using pip."""
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite with all four backends installed; none may be skipped."""
+    install_suite(session, "all,dev")
+    session.run("python", "-m", "suite", "backends")
+    session.run(
+        "pytest",
+        *session.posargs,
+        env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS},
+    )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The default sweep on this machine: CSV, JSON and markdown in results/bench."""
+    install_suite(session, "all")
+    args = session.posargs or ["--out", "results/bench"]
+    session.run("python", "-m", "suite", "run", *args)
+
+
+@nox.session(python=PYTHON, default=False)
+def check(session: nox.Session) -> None:
+    """The agreement matrix: every backend and form against the float64 reference."""
+    install_suite(session, "all")
+    session.run("python", "-m", "suite", "check", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Rebuild report.md from stored results (default results/bench) without re-running."""
+    session.install("-e", ".")
+    session.run("python", "-m", "suite", "report", *(session.posargs or ["results/bench"]))
+
+
+@nox.session(python=PYTHON, default=False)
+def selftest(session: nox.Session) -> None:
+    """The harness measured against timeit and torch.utils.benchmark on the same kernels."""
+    install_suite(session, "all")
+    session.run("python", "-m", "suite", "selftest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (format and lint) and mypy."""
+    session.install(TORCH)
+    session.install("-e", ".[all,dev]")
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+
+
+@nox.session(venv_backend="none", default=False)
+def gpu(session: nox.Session) -> None:
+    """The GPU preset with the interpreter as it is (no installs; for machines without network)."""
+    args = session.posargs or ["--preset", "gpu", "--out", "results/gpu"]
+    session.run("python3", "-m", "suite", "run", *args, external=True)
