@@ -7,6 +7,9 @@ is one module and one entry here.
 
 from __future__ import annotations
 
+import importlib
+import os
+
 from backends.base import (
     DEVICES,
     DTYPES,
@@ -25,6 +28,20 @@ from backends.torch_eager import TorchEagerBackend
 REGISTRY: dict[str, type[Backend]] = {
     cls.name: cls for cls in (NumpyBackend, TorchEagerBackend, TorchCompileBackend, JaxJitBackend)
 }
+
+#: Extra adapters to register, as ``module:Class`` separated by commas. Read at
+#: import, so worker processes (which inherit the environment) see them too.
+PLUGINS_ENV = "CAUSAL_BENCH_BACKENDS"
+
+
+def _load_plugins() -> None:
+    for spec in filter(None, (s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(","))):
+        module, _, attr = spec.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        REGISTRY[cls.name] = cls
+
+
+_load_plugins()
 
 
 def get_backend(name: str, device: str = "auto") -> Backend:

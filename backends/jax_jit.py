@@ -130,8 +130,13 @@ class JaxJitBackend(Backend):
         jax = _jax()
         import jax.numpy as jnp
 
+        if dtype == "float64":
+            # Without x64 JAX silently computes "float64" in float32.
+            jax.config.update("jax_enable_x64", True)
         host = np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype))
         arr = jax.device_put(host, self._device()).astype(getattr(jnp, dtype))
+        if str(arr.dtype) != dtype:
+            raise CaseUnsupported(f"jax holds the input as {arr.dtype}, not {dtype}")
         self.sync(arr)
         return arr
 

@@ -20,10 +20,20 @@ def format_seconds(s: float) -> str:
     """A time with a unit a person reads at a glance (ns, us, ms, s)."""
     if s is None or math.isnan(s):
         return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
+    units = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
+    for i, (unit, scale) in enumerate(units):
+        if s >= scale or unit == "ns":
+            text = f"{s / scale:.3g}"
+            if float(text) >= 1000 and i > 0:  # rounding carried into the next unit
+                unit, scale = units[i - 1]
+                text = f"{s / scale:.3g}"
+            return f"{text} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_speedup(ratio: float) -> str:
+    """``2.5x``, ``0.47x``, ``123x``: two significant digits, never an exponent."""
+    return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.2g}x"
 
 
 def _size(r: Row) -> str:
@@ -47,13 +57,13 @@ def _cell(r: Row, base: Row | None) -> str:
     if r.unstable:
         text += " (unstable)"
     if base is not None and base is not r and base.status == "ok" and r.median_s > 0:
-        text += f" ({base.median_s / r.median_s:.2g}x)"
+        text += f" ({format_speedup(base.median_s / r.median_s)})"
     return text
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    lines += ["| " + " | ".join(" ".join(c.split("\n")).replace("|", "\\|") for c in row) + " |" for row in body]
     return lines
 
 

@@ -151,8 +151,14 @@ def _parse_cell(name: str, text: str) -> Any:
 
 
 def row_to_csv_line(row: Row) -> str:
+    cells = [_csv_cell(c, getattr(row, c)) for c in COLUMNS]
+    # Minimal quoting leaves a bare \r unquoted when lines end in \n, and readers
+    # take it for a line break: quote the whole row when one is present.
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([_csv_cell(c, getattr(row, c)) for c in COLUMNS])
+    if any("\r" in c for c in cells):
+        csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(cells)
+    else:
+        csv.writer(buf, lineterminator="\n").writerow(cells)
     return buf.getvalue()
 
 
@@ -168,6 +174,8 @@ class RowLog:
     def __init__(self, path: Path, resume: bool = False) -> None:
         self.path = path
         fresh = not (resume and path.exists() and path.stat().st_size > 0)
+        if not fresh:
+            _cut_torn_tail(path)
         self._fh = path.open("w" if fresh else "a", encoding="utf-8", newline="")
         if fresh:
             self._fh.write(csv_header())
@@ -185,25 +193,60 @@ class RowLog:
         self._fh.close()
 
 
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a half-written last record (a killed run) so appends start clean."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        text = fh.read()
+    records, _ = read_csv_records(text)
+    if text.endswith("\n") and len(records) == len(_records(text)):
+        return
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(records)
+    write_atomic(path, buf.getvalue())
+
+
+def _records(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def read_csv_records(text: str) -> tuple[list[list[str]], list[str]]:
+    """Whole records of a results CSV (header first) and the header.
+
+    A last record that is torn (no final newline, or cut inside a quoted field,
+    as a killed run leaves it) is dropped.
+    """
+    records = _records(text)
+    if not records:
+        return [], []
+    header = records[0]
+    body = records[1:]
+    # Torn: no final newline, or cut inside a quoted field (an odd count of quotes).
+    if body and (not text.endswith("\n") or text.count('"') % 2 == 1):
+        body = body[:-1]
+    return [header, *body], header
+
+
 def read_csv_rows(path: Path) -> list[Row]:
     """Rows of a results CSV. A torn last line (a killed run) is dropped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as fh:  # keep \r inside fields
+            text = fh.read()
     except OSError as e:
         raise ResultsError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise ResultsError(f"{path} is not a text CSV file") from None
-    lines = text.splitlines(keepends=True)
-    if not lines:
+    try:
+        records, header = read_csv_records(text)
+    except csv.Error as e:
+        raise ResultsError(f"{path} is not a readable CSV file: {e}") from None
+    if not records:
         raise ResultsError(f"{path} is empty")
-    header = next(csv.reader([lines[0]]))
     if "schema_version" not in header or "backend" not in header:
         raise ResultsError(f"{path} is not a causal-bench results CSV (no schema_version column)")
-    complete = lines if text.endswith("\n") else lines[:-1]
     rows = []
-    for lineno, values in enumerate(csv.reader(complete[1:]), start=2):
+    for lineno, values in enumerate(records[1:], start=2):
         if len(values) != len(header):
-            raise ResultsError(f"{path}:{lineno}: expected {len(header)} fields, found {len(values)}")
+            raise ResultsError(f"{path}: record {lineno}: expected {len(header)} fields, found {len(values)}")
         record = dict(zip(header, values, strict=True))
         version = record.get("schema_version", "")
         if version != str(SCHEMA_VERSION):
@@ -248,7 +291,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _from_json_float(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        return float(value)
+    return value
+
+
 def _json_restore(name: str, value: Any) -> Any:
+    if name == "samples_s" and isinstance(value, list):
+        return [_from_json_float(v) for v in value]
     if name in _FLOAT:
         if value is None:
             return math.nan
@@ -282,7 +335,7 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
         )
     try:
         rows = [Row.from_dict({k: _json_restore(k, v) for k, v in r.items()}) for r in doc["rows"]]
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ResultsError(f"{path}: malformed rows ({e})") from None
     return dict(doc.get("metadata") or {}), rows
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import numpy as np
+
 from backends import REGISTRY, Backend, CaseUnsupported, get_backend
 from backends.base import DTYPES, FORM_NAMES, PRECISIONS, numpy_input_dtype
 from suite import machine
@@ -40,7 +42,7 @@ from suite.reference import (
     validate_input,
 )
 from suite.results import Row, case_key
-from suite.timing import Timer, TimerConfig
+from suite.timing import MIN_SAMPLES_HARD, Timer, TimerConfig
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 
@@ -205,6 +207,91 @@ def compile_guard(case: Case, adapter: Backend, options: RunOptions) -> str | No
     return None
 
 
+#: Calls a timed case makes at the least: the check, warm-up, calibration and
+#: ``MIN_SAMPLES_HARD`` samples of one call each.
+MIN_CALLS = 3 + MIN_SAMPLES_HARD
+#: Python-loop cases up to this many steps run without a cost estimate.
+SMALL_LOOP_STEPS = 1024
+#: Sequence lengths of the probes that seed a loop's cost model (B=1).
+PROBE_T: tuple[int, ...] = (32, 128)
+
+
+@dataclass
+class CallCostModel:
+    """Seconds per call as ``a * python_steps + b * flops``, fitted to measured calls.
+
+    Observations are probe calls and the medians of cases this process already
+    measured. The fit is least squares with both coefficients kept non-negative.
+    """
+
+    points: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def add(self, steps: float, flops: float, seconds: float) -> None:
+        if seconds > 0:
+            self.points.append((steps, flops, seconds))
+
+    def coefficients(self) -> tuple[float, float]:
+        pts = np.array(self.points, dtype=float)
+        design, y = pts[:, :2], pts[:, 2]
+        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+        if a < 0 or b < 0:  # refit on the one term that stays positive
+            col = 1 if a < 0 else 0
+            coef = float(design[:, col] @ y / (design[:, col] @ design[:, col]))
+            a, b = (0.0, coef) if col == 1 else (coef, 0.0)
+        return float(a), float(b)
+
+    def predict(self, steps: float, flops: float) -> float:
+        a, b = self.coefficients()
+        return a * steps + b * flops
+
+    def describe(self) -> str:
+        a, b = self.coefficients()
+        return f"{a * 1e6:.3g} us per Python step + {b * 1e9:.3g} s per GFLOP from {len(self.points)} measured calls"
+
+
+_COSTS: dict[tuple[str, str, str], CallCostModel] = {}
+
+
+def cost_model(case: Case) -> CallCostModel:
+    return _COSTS.setdefault((case.backend, case.form, case.dtype), CallCostModel())
+
+
+def _probe(case: Case, adapter: Backend, model: CallCostModel) -> None:
+    """Time single calls of the form at small T to seed its cost model."""
+    form = get_form(case.form)
+    C = min(case.C, 256)
+    for T in PROBE_T:
+        x = adapter.to_device(make_input((1, T, C)), case.dtype)
+        built = adapter.build(case.form, x, case.precision)
+        built.fn()  # first call may still compile or allocate
+        t0 = time.perf_counter()
+        adapter.sync(built.fn())
+        model.add(form.python_steps(1, T), form.flops(1, T, C, ITEMSIZE[case.dtype]), time.perf_counter() - t0)
+
+
+def cost_guard(case: Case, adapter: Backend, options: RunOptions) -> str | None:
+    """Reason to skip when the case would not finish within the per-case timeout.
+
+    Applies to forms that iterate in Python (the loop), whose time per call
+    explodes with B*T^2*C: the Python double loop at T = 65536 takes hours.
+    """
+    form = get_form(case.form)
+    steps = form.python_steps(case.B, case.T)
+    if steps <= SMALL_LOOP_STEPS:
+        return None
+    model = cost_model(case)
+    if len(model.points) < 2:
+        _probe(case, adapter, model)
+    per_call = model.predict(steps, form.flops(case.B, case.T, case.C, ITEMSIZE[case.dtype]))
+    calls = MIN_CALLS if options.measure else 1
+    if per_call * calls > options.case_timeout_s:
+        return (
+            f"estimated {per_call * calls:.0f} s ({per_call:.2g} s per call x {calls} calls; "
+            f"{model.describe()}) exceeds the per-case timeout {options.case_timeout_s:g} s"
+        )
+    return None
+
+
 def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | None = None) -> Row:
     """Check, then time, one case on an adapter living in this process."""
     start = time.perf_counter()
@@ -223,7 +310,7 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
         common["tol"] = tolerance(case.dtype, case.precision, T)
         common["flops"] = form.flops(B, T, C, ITEMSIZE[case.dtype])
         common["bytes"] = form.min_bytes(B, T, C, ITEMSIZE[case.dtype])
-        for guard in (memory_guard, compile_guard):
+        for guard in (memory_guard, compile_guard, cost_guard):
             why = guard(case, adapter, options)
             if why:
                 return done(status="skipped", reason=why)
@@ -258,6 +345,7 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
             flush=adapter.flush_cache,
         ).measure()
         lo, hi = m.ci
+        cost_model(case).add(form.python_steps(B, T), common["flops"], m.median)
         return done(
             status="ok",
             reason="unstable: IQR/median above 10%" if m.unstable else "",

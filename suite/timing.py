@@ -64,9 +64,9 @@ class TimerConfig:
     device_events: bool = False
 
     def __post_init__(self) -> None:
-        if not 0 < self.target_rel_ci < 1:
+        if not 0 < self.target_rel_ci < 1:  # False for NaN as well
             raise ValueError(f"target_rel_ci must be in (0, 1); got {self.target_rel_ci}")
-        if self.budget_s <= 0:
+        if not self.budget_s > 0:  # NaN too: a NaN budget would never stop
             raise ValueError(f"budget_s must be positive; got {self.budget_s}")
         if self.min_samples < MIN_SAMPLES_HARD or self.max_samples < self.min_samples:
             raise ValueError(
@@ -78,8 +78,8 @@ def median_ci(sorted_samples: np.ndarray, z: float = _Z95) -> tuple[float, float
     """Distribution-free confidence interval of the median from order statistics.
 
     The rank of the sample median is binomial(n, 1/2); the normal approximation
-    gives ranks ``n/2 -+ z*sqrt(n)/2``. With fewer than 6 samples the interval is
-    the whole range.
+    gives ranks ``n/2 -+ z*sqrt(n)/2``, clipped to the sample; with fewer than 8
+    samples that is the whole range.
     """
     n = len(sorted_samples)
     if n == 0:

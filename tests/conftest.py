@@ -1,0 +1,34 @@
+"""Shared fixtures: one adapter per backend, parametrized.
+
+A backend that is not installed is skipped with its reason, except where the
+environment names it in CAUSAL_BENCH_REQUIRE_BACKENDS (``nox -s tests`` names all
+four): there a missing backend fails the run instead of passing quietly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from backends import REGISTRY, Backend, get_backend
+
+REQUIRED = {b for b in os.environ.get("CAUSAL_BENCH_REQUIRE_BACKENDS", "").split(",") if b}
+_ADAPTERS: dict[str, Backend] = {}
+
+
+def adapter_or_skip(name: str) -> Backend:
+    if name not in _ADAPTERS:
+        _ADAPTERS[name] = get_backend(name)
+    adapter = _ADAPTERS[name]
+    avail = adapter.availability()
+    if not avail.ok:
+        if name in REQUIRED:
+            pytest.fail(f"backend {name} is required here but unavailable: {avail.reason}")
+        pytest.skip(avail.reason)
+    return adapter
+
+
+@pytest.fixture(params=list(REGISTRY))
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return adapter_or_skip(request.param)

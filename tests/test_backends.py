@@ -1,0 +1,157 @@
+"""Every backend computes every form and agrees with the float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backends import FORM_NAMES, Backend, CaseUnsupported
+from suite.reference import make_input, reference
+from suite.runner import Case, RunOptions, run_case
+from tests.conftest import adapter_or_skip
+
+CHECK_ONLY = RunOptions(measure=False, isolate=False)
+
+
+def check(adapter: Backend, form: str, shape: tuple[int, int, int], dtype: str = "float32", kind: str = "normal"):
+    row = run_case(Case(adapter.name, form, *shape, dtype=dtype, input=kind), adapter, CHECK_ONLY)
+    return row
+
+
+def compile_heavy(adapter: Backend, form: str, shape: tuple[int, int, int]) -> bool:
+    """torch.compile unrolls the loop: keep it to sizes that compile in seconds."""
+    return adapter.name == "torch-compile" and form == "loop" and shape[0] * shape[1] > 64
+
+
+@pytest.mark.parametrize("form", FORM_NAMES)
+def test_notebook_example_agrees(backend: Backend, form: str) -> None:
+    """The notebook's B, T, C = 4, 8, 2 with seed 1337, on every backend and form."""
+    row = check(backend, form, (4, 8, 2))
+    assert row.status == "ok", row.reason
+    assert row.rel_err < 1e-6
+    assert row.tol == pytest.approx(5 * np.finfo(np.float32).eps * np.sqrt(8))
+
+
+def test_notebook_loop_matrix_softmax_allclose_in_torch() -> None:
+    """The notebook itself: torch.manual_seed(1337); x = randn(4, 8, 2); three forms agree."""
+    adapter_or_skip("torch")
+    import torch
+
+    from backends import torch_eager
+
+    torch.manual_seed(1337)
+    x = torch.randn(4, 8, 2)
+    xbow = torch_eager.loop(x)
+    # assert_close's float32 defaults (rtol 1.3e-6, atol 1e-5); the notebook's
+    # allclose(atol=1e-8) hinges on which BLAS kernel ran for near-zero entries.
+    torch.testing.assert_close(torch_eager.matrix(x), xbow)
+    torch.testing.assert_close(torch_eager.softmax(x), xbow)
+    torch.testing.assert_close(torch_eager.cumsum(x), xbow)
+    # And the first position sees only itself, the last sees everything.
+    assert torch.equal(xbow[:, 0], x[:, 0])
+    assert torch.allclose(xbow[:, -1], x.mean(1))
+
+
+@pytest.mark.parametrize("form", FORM_NAMES)
+@pytest.mark.parametrize(
+    ("shape", "kind"),
+    [
+        ((1, 64, 8), "normal"),  # B = 1
+        ((4, 64, 1), "normal"),  # C = 1
+        ((4, 1, 8), "normal"),  # T = 1
+        ((2, 1000, 4), "offset"),  # T not a power of two, large common offset
+        ((1, 4097, 2), "offset"),
+    ],
+)
+def test_adversarial_inputs_agree(backend: Backend, form: str, shape: tuple[int, int, int], kind: str) -> None:
+    if compile_heavy(backend, form, shape):
+        pytest.skip("torch.compile unrolls the loop; its compile time is tested in test_compile_model")
+    row = check(backend, form, shape, kind=kind)
+    assert row.status == "ok", row.reason
+    assert row.rel_err <= row.tol
+    assert np.isfinite(row.max_abs_err)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_shapes_agree(backend: Backend, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 4)), int(rng.integers(1, 200)), int(rng.integers(1, 17)))
+    forms = [f for f in FORM_NAMES if not compile_heavy(backend, f, shape)]
+    for form in forms:
+        row = check(backend, form, shape)
+        assert row.status == "ok", f"{form} {shape}: {row.reason}"
+
+
+def test_float64_is_near_exact(backend: Backend) -> None:
+    if backend.name == "torch-compile":
+        pytest.skip("same kernels as torch eager; spares a compile")
+    row = check(backend, "cumsum", (2, 300, 3), dtype="float64")
+    assert row.status == "ok", row.reason
+    assert row.rel_err < 1e-13
+
+
+def test_round_trip_and_result_values(backend: Backend) -> None:
+    """to_device/to_numpy keep values, and the result is the causal mean itself."""
+    x = make_input((2, 5, 3))
+    dev = backend.to_device(x, "float64")
+    np.testing.assert_array_equal(backend.to_numpy(dev), x)
+    built = backend.build("matrix", dev, "ieee")
+    out = built.fn()
+    backend.sync(out)
+    y = backend.to_numpy(out)
+    np.testing.assert_allclose(y[:, 2], x[:, :3].mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(y, reference(x), rtol=1e-12)
+
+
+def test_adapter_reports_device_and_versions(backend: Backend) -> None:
+    assert backend.device() == "cpu" or backend.device().startswith("cuda")
+    versions = backend.versions()
+    assert versions and all(isinstance(v, str) and v for v in versions.values())
+
+
+def test_tf32_refused_on_cpu_and_for_non_float32(backend: Backend) -> None:
+    if backend.is_gpu():
+        pytest.skip("tf32 runs on a GPU")
+    reason = backend.supports("matrix", "float32", "tf32")
+    assert reason is not None and "GPU" in reason
+    assert "float32 only" in (backend.supports("matrix", "float64", "tf32") or "")
+    row = run_case(Case(backend.name, "matrix", 4, 8, 2, precision="tf32"), backend, CHECK_ONLY)
+    assert row.status == "skipped" and "tensor-core" in row.reason
+
+
+def test_build_refuses_unknown_form(backend: Backend) -> None:
+    x = backend.to_device(make_input((1, 4, 1)), "float32")
+    with pytest.raises((CaseUnsupported, KeyError)):
+        backend.build("fft", x, "ieee")
+
+
+def test_compile_time_is_recorded_apart(backend: Backend) -> None:
+    x = backend.to_device(make_input((2, 16, 4)), "float32")
+    built = backend.build("cumsum", x, "ieee")
+    if backend.name in ("torch-compile", "jax"):
+        assert built.compile_s > 0
+    else:
+        assert built.compile_s == 0
+
+
+def test_numpy_refuses_bfloat16() -> None:
+    adapter = adapter_or_skip("numpy")
+    row = run_case(Case("numpy", "cumsum", 2, 8, 2, dtype="bfloat16"), adapter, CHECK_ONLY)
+    assert row.status == "skipped" and "bfloat16" in row.reason
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_low_precision_has_its_own_tolerance(name: str) -> None:
+    adapter = adapter_or_skip(name)
+    row = run_case(Case(name, "cumsum", 2, 64, 4, dtype="bfloat16"), adapter, CHECK_ONLY)
+    assert row.status == "ok", row.reason
+    assert row.tol == pytest.approx(4e-2)
+    assert row.rel_err > 1e-4  # bf16 really is coarse: the tolerance is not decoration
+
+
+def test_float16_offset_cumsum_overflow_is_a_mismatch() -> None:
+    """1e4 * 8 positions exceeds float16's 65504: the sum overflows and must not pass."""
+    adapter = adapter_or_skip("numpy")
+    row = run_case(Case("numpy", "cumsum", 1, 8, 2, dtype="float16", input="offset"), adapter, CHECK_ONLY)
+    assert row.status == "mismatch"
+    assert "non-finite" in row.reason

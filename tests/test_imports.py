@@ -1,0 +1,84 @@
+"""``import suite`` and ``import backends`` need NumPy alone; frameworks load lazily."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Makes torch, jax and pandas unimportable, then imports every module of the suite.
+BLOCKED = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"torch", "jax", "jaxlib", "pandas"}:
+            raise ImportError(f"blocked {name}")
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+IMPORT_ALL = """
+import backends, suite
+import backends.base, backends.numpy_backend, backends.torch_eager, backends.torch_compile, backends.jax_jit
+import suite.forms, suite.reference, suite.timing, suite.runner, suite.results, suite.report
+import suite.machine, suite.selftest, suite.__main__
+loaded = sorted(m for m in ("torch", "jax", "jaxlib", "pandas") if m in sys.modules)
+assert not loaded, loaded
+print("clean")
+"""
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_importing_the_suite_loads_no_framework() -> None:
+    done = run_python("import sys\n" + IMPORT_ALL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "clean"
+
+
+def test_import_works_with_frameworks_blocked() -> None:
+    done = run_python(BLOCKED + IMPORT_ALL)
+    assert done.returncode == 0, done.stderr
+
+
+def test_numpy_backend_runs_with_frameworks_blocked() -> None:
+    code = (
+        BLOCKED
+        + """
+import numpy as np
+from backends import get_backend
+from suite.runner import Case, RunOptions, run_case
+b = get_backend("numpy")
+row = run_case(Case("numpy", "matrix", 2, 16, 3), b, RunOptions(measure=False, isolate=False))
+assert row.status == "ok", row.reason
+print(row.status)
+"""
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(("name", "extra"), [("torch", "torch"), ("torch-compile", "torch"), ("jax", "jax")])
+def test_missing_framework_is_reported_with_install_hint(name: str, extra: str) -> None:
+    """find_spec sees no framework: availability says how to install it, imports nothing."""
+    code = f"""
+import importlib.util, sys
+real = importlib.util.find_spec
+importlib.util.find_spec = lambda n, *a: None if n.split(".")[0] in ("torch", "jax") else real(n, *a)
+from backends import get_backend
+avail = get_backend({name!r}).availability()
+assert not avail.ok
+assert "torch" not in sys.modules and "jax" not in sys.modules
+print(avail.reason)
+"""
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert f"pip install '.[{extra}]'" in done.stdout
+    assert "not installed" in done.stdout
