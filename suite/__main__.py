@@ -344,8 +344,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def on_row(row: Row) -> None:
         row.run_id = run_id
-        log.append(row)
+        # In memory first: a Ctrl-C landing inside the append (its fsync is the
+        # slow part) still leaves the row in the files written on the way out.
         rows.append(row)
+        log.append(row)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     interrupted = False
@@ -355,12 +357,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C must not cut the final files short: hold signals off
+        # while they are written (each file is replaced atomically besides).
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.close()
         meta["backends"] = {k: dataclasses.asdict(v) for k, v in infos.items()}
         meta["interrupted"] = interrupted
         meta["finished"] = machine.now_iso()
-        _finish(out, meta, rows)
+        try:
+            _finish(out, meta, rows)
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous)
     if interrupted:
         print(f"interrupted: {len(rows)} rows kept in {out}; continue with --resume", file=sys.stderr)
         return 130

@@ -212,8 +212,10 @@ def compile_guard(case: Case, adapter: Backend, options: RunOptions) -> str | No
 MIN_CALLS = 3 + MIN_SAMPLES_HARD
 #: Python-loop cases up to this many steps run without a cost estimate.
 SMALL_LOOP_STEPS = 1024
-#: Sequence lengths of the probes that seed a loop's cost model (B=1).
-PROBE_T: tuple[int, ...] = (32, 128)
+#: Sequence lengths of the probes that seed a loop's cost model (B=1). At T=64 the
+#: per-step Python overhead dominates a call, at T=1024 the O(T) work inside each
+#: step does: two probes that far apart separate the two terms of the model.
+PROBE_T: tuple[int, ...] = (64, 1024)
 
 
 @dataclass
@@ -249,17 +251,21 @@ class CallCostModel:
         return f"{a * 1e6:.3g} us per Python step + {b * 1e9:.3g} s per GFLOP from {len(self.points)} measured calls"
 
 
-_COSTS: dict[tuple[str, str, str], CallCostModel] = {}
+_COSTS: dict[tuple[str, str, str, int], CallCostModel] = {}
+#: Probes use the case's C up to this. The work per element of a loop step depends
+#: on C (a reduction over (t, 8) runs at another rate than over (t, 256)), so each
+#: C has its own model; past a few hundred the rate settles.
+PROBE_C_MAX = 256
 
 
 def cost_model(case: Case) -> CallCostModel:
-    return _COSTS.setdefault((case.backend, case.form, case.dtype), CallCostModel())
+    return _COSTS.setdefault((case.backend, case.form, case.dtype, min(case.C, PROBE_C_MAX)), CallCostModel())
 
 
 def _probe(case: Case, adapter: Backend, model: CallCostModel) -> None:
     """Time single calls of the form at small T to seed its cost model."""
     form = get_form(case.form)
-    C = min(case.C, 256)
+    C = min(case.C, PROBE_C_MAX)
     for T in PROBE_T:
         x = adapter.to_device(make_input((1, T, C)), case.dtype)
         built = adapter.build(case.form, x, case.precision)
