@@ -21,12 +21,15 @@ from backends.base import (
     CaseUnsupported,
 )
 from backends.jax_jit import JaxJitBackend
+from backends.numba_backend import NumbaBackend
 from backends.numpy_backend import NumpyBackend
 from backends.torch_compile import TorchCompileBackend
 from backends.torch_eager import TorchEagerBackend
+from backends.triton_backend import TritonBackend
 
 REGISTRY: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (NumpyBackend, TorchEagerBackend, TorchCompileBackend, JaxJitBackend)
+    cls.name: cls
+    for cls in (NumpyBackend, TorchEagerBackend, TorchCompileBackend, JaxJitBackend, NumbaBackend, TritonBackend)
 }
 
 #: Extra adapters to register, as ``module:Class`` separated by commas. Read at

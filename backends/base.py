@@ -21,7 +21,7 @@ import numpy as np
 
 #: The form names every backend is asked about. Their definitions and cost models
 #: live in ``suite.forms``; this tuple only fixes the vocabulary both sides share.
-FORM_NAMES: tuple[str, ...] = ("loop", "matrix", "softmax", "cumsum")
+FORM_NAMES: tuple[str, ...] = ("loop", "matrix", "softmax", "cumsum", "chunked")
 
 #: Dtypes the suite knows. bfloat16 has no NumPy dtype; adapters that support it
 #: convert on their device.
@@ -46,6 +46,29 @@ class Availability:
 
     ok: bool
     reason: str = ""
+
+
+@dataclass
+class Ceilings:
+    """What one device demonstrably sustains: the roofline a row is judged against.
+
+    Measured once at the start of a run (``suite.ceilings`` for the host, the
+    adapter's :meth:`Backend.measure_ceilings` for its device). ``copy_gbs`` counts
+    the bytes read plus the bytes written per second (1e9) by a plain copy of a
+    buffer far larger than the last-level cache; ``matmul_gflops`` maps
+    :func:`matmul_key` (dtype and precision mode) to the best dense matmul rate.
+    """
+
+    device: str
+    copy_gbs: float
+    matmul_gflops: dict[str, float] = field(default_factory=dict)
+    measured_by: str = ""
+    notes: str = ""
+
+
+def matmul_key(dtype: str, precision: str) -> str:
+    """The ``Ceilings.matmul_gflops`` key of a dtype under a precision mode."""
+    return f"{dtype}:{precision}"
 
 
 @dataclass
@@ -113,6 +136,8 @@ class Backend(ABC):
     name: ClassVar[str]
     module: ClassVar[str]
     extra: ClassVar[str]
+    #: Forms this adapter does not implement, each with the reason a skipped row shows.
+    unimplemented_forms: ClassVar[Mapping[str, str]] = {}
     #: Forms whose cost grows with compile time (unrolled loops) have a model.
     compile_models: dict[str, CompileModel]
 
@@ -170,6 +195,8 @@ class Backend(ABC):
         """Return None when the combination can run, else the reason it cannot."""
         if form not in FORM_NAMES:
             return f"{self.name} does not implement form {form!r}"
+        if form in self.unimplemented_forms:
+            return f"{self.name} does not implement {form}: {self.unimplemented_forms[form]}"
         if precision == "tf32":
             if dtype != "float32":
                 return "tf32 applies to float32 only"
@@ -215,6 +242,15 @@ class Backend(ABC):
 
     def reset_peak_memory(self) -> None:
         """Start a new peak-memory window."""
+
+    def measure_ceilings(self) -> Ceilings | None:
+        """The device's copy bandwidth and matmul rates, for devices other than the host.
+
+        None (the default) means the host ceilings apply: the harness measures
+        those itself. GPU adapters time a device-to-device copy and matmuls per
+        dtype and precision mode on the device, in well under a second.
+        """
+        return None
 
 
 class DeviceTimer(ABC):

@@ -14,11 +14,24 @@ import os
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Availability, Backend, Built, CaseUnsupported, numpy_input_dtype
+from backends.base import Availability, Backend, Built, CaseUnsupported, Ceilings, matmul_key, numpy_input_dtype
+
+#: Matmul ceilings measured on a GPU: (dtype, precision mode). ``ieee`` asks for
+#: Precision.HIGHEST; ``tf32`` keeps JAX's default. float64 would need x64 mode.
+GPU_MATMUL_MODES: tuple[tuple[str, str], ...] = (
+    ("float32", "ieee"),
+    ("float32", "tf32"),
+    ("bfloat16", "ieee"),
+    ("float16", "ieee"),
+)
+GPU_MATMUL_N = 8192
+#: 1 GiB: large beside the L2, and long enough (~0.7 ms on an H100) that host
+#: dispatch stays a few percent of the time.
+GPU_COPY_BYTES = 1 << 30
 
 
 def _jax() -> Any:
@@ -78,11 +91,34 @@ def cumsum(x: Any, precision: Any = None) -> Any:
     return jnp.cumsum(x, axis=1) / counts
 
 
+def chunked(x: Any, precision: Any = None, block: int = 32) -> Any:
+    """Blocked prefix sums: a K x K triangular matmul per block, then block totals.
+
+    The block matmul always asks for ``Precision.HIGHEST``: under the default
+    (TF32 on recent GPUs) x would be rounded to 10 mantissa bits before summing.
+    """
+    import jax.numpy as jnp
+    from jax import lax
+
+    B, T, C = x.shape
+    K = min(block, T)
+    nb = -(-T // K)
+    if nb * K != T:
+        x = jnp.pad(x, ((0, 0), (0, nb * K - T), (0, 0)))
+    tril = jnp.tril(jnp.ones((K, K), dtype=x.dtype))
+    sums = jnp.matmul(tril, x.reshape(B, nb, K, C), precision=lax.Precision.HIGHEST)
+    totals = sums[:, :, -1, :]
+    offsets = jnp.cumsum(totals, axis=1) - totals  # exclusive: what precedes each block
+    out = (sums + offsets[:, :, None, :]).reshape(B, nb * K, C)[:, :T]
+    return out / jnp.arange(1, T + 1, dtype=x.dtype).reshape(1, T, 1)
+
+
 FORMS: dict[str, Callable[..., Any]] = {
     "loop": loop,
     "matrix": matrix,
     "softmax": softmax,
     "cumsum": cumsum,
+    "chunked": chunked,
 }
 
 
@@ -90,6 +126,13 @@ class JaxJitBackend(Backend):
     name = "jax"
     module = "jax"
     extra = "jax"
+    #: Block size of the chunked form per platform. CPU: chosen with
+    #: scripts/chunk_block_size.py at 8x1024x256 float32 on the project's 2-core
+    #: CPU, three runs on a shared machine, median ms for K = 8/16/32/64/128:
+    #:   4.58/4.55/3.86/3.93/5.44,  8.00/9.33/8.11/7.61/9.43,  7.14/7.13/7.40/6.63/9.29.
+    #: K = 32 and 64 are within noise of each other; 32 matches the other CPU
+    #: backends. GPU: not measured (no GPU at hand); 64 as for torch on CUDA.
+    chunk_block: ClassVar[dict[str, int]] = {"cpu": 32, "gpu": 64}
 
     def _device_availability(self) -> Availability:
         if self.requested_device == "gpu" and not self._gpus():
@@ -150,7 +193,10 @@ class JaxJitBackend(Backend):
             raise CaseUnsupported(reason)
         # HIGHEST is IEEE float32 on every platform; DEFAULT is TF32 on recent GPUs.
         prec = jax.lax.Precision.HIGHEST if precision == "ieee" else jax.lax.Precision.DEFAULT
-        fn = jax.jit(partial(FORMS[form], precision=prec))
+        impl = FORMS[form]
+        if form == "chunked":
+            impl = partial(chunked, block=self.chunk_block[self._device().platform])
+        fn = jax.jit(partial(impl, precision=prec))
         t0 = time.perf_counter()
         compiled = fn.lower(x).compile()
         compile_s = time.perf_counter() - t0
@@ -175,6 +221,57 @@ class JaxJitBackend(Backend):
 
         # A fresh fill of twice the L2 evicts whatever the previous call left there.
         jnp.zeros(2 * self.cache_bytes(), dtype=jnp.int8, device=self._device()).block_until_ready()
+
+    def measure_ceilings(self) -> Ceilings | None:
+        """Copy bandwidth and matmul rates on the GPU, timed with ``block_until_ready``.
+
+        None on the CPU (the harness measures the host). Host wall time includes
+        a dispatch (tens of microseconds), so the buffers are large enough that
+        it stays a few percent. Measured once per adapter.
+        """
+        if not self.is_gpu():
+            return None
+        cached: Ceilings | None = getattr(self, "_ceilings", None)
+        if cached is None:
+            cached = self._ceilings = self._measure_gpu_ceilings()
+        return cached
+
+    def _measure_gpu_ceilings(self, repeats: int = 5) -> Ceilings:
+        jax = _jax()
+        import jax.numpy as jnp
+
+        def best(fn: Callable[..., Any], *args: Any) -> float:
+            fn(*args).block_until_ready()
+            seconds = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn(*args).block_until_ready()
+                seconds = min(seconds, time.perf_counter() - t0)
+            return seconds
+
+        dev = self._device()
+
+        def copy_seconds() -> float:
+            src = jax.device_put(jnp.ones(GPU_COPY_BYTES // 4, dtype=jnp.float32), dev)
+            # x + 1 reads and writes every element once, as a copy does; a bare
+            # copy might be elided by XLA.
+            return best(jax.jit(lambda a: a + 1), src)
+
+        def matmul_seconds(n: int, dtype: str, precision: str) -> float:
+            prec = jax.lax.Precision.HIGHEST if precision == "ieee" else jax.lax.Precision.DEFAULT
+            a = jax.device_put(jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype=getattr(jnp, dtype)), dev)
+            return best(jax.jit(partial(jnp.matmul, precision=prec)), a, a)
+
+        copy_gbs = 2 * GPU_COPY_BYTES / copy_seconds() / 1e9
+        n = GPU_MATMUL_N
+        rates = {matmul_key(d, p): 2.0 * n**3 / matmul_seconds(n, d, p) / 1e9 for d, p in GPU_MATMUL_MODES}
+        return Ceilings(
+            device=self.device(),
+            copy_gbs=copy_gbs,
+            matmul_gflops=rates,
+            measured_by="jax",
+            notes=f"x + 1 over {GPU_COPY_BYTES >> 20} MiB and {n}^3 matmuls, wall time, best of {repeats}",
+        )
 
     def _memory_stats(self) -> dict[str, int]:
         stats = self._device().memory_stats()

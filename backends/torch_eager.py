@@ -7,8 +7,10 @@ differ only in compilation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -17,7 +19,9 @@ from backends.base import (
     Backend,
     Built,
     CaseUnsupported,
+    Ceilings,
     DeviceTimer,
+    matmul_key,
     numpy_input_dtype,
 )
 
@@ -72,11 +76,35 @@ def cumsum(x: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(x, dim=1) / counts
 
 
+def chunked(x: torch.Tensor, block: int = 32) -> torch.Tensor:
+    """Blocked prefix sums: a K x K triangular matmul per block, then block totals.
+
+    T is padded with zeros to a multiple of the block. The caller keeps float32
+    matmuls in IEEE precision (see ``TorchEagerBackend._prepare``): TF32 rounds
+    x to 10 mantissa bits before summing, far outside float32 agreement.
+    """
+    import torch
+
+    B, T, C = x.shape
+    K = min(block, T)
+    nb = -(-T // K)
+    if nb * K != T:
+        x = torch.nn.functional.pad(x, (0, 0, 0, nb * K - T))
+    tril = torch.tril(torch.ones(K, K, dtype=x.dtype, device=x.device))
+    sums = torch.matmul(tril, x.reshape(B, nb, K, C))
+    totals = sums[:, :, -1, :]
+    offsets = torch.cumsum(totals, dim=1) - totals  # exclusive: what precedes each block
+    sums.add_(offsets.unsqueeze(2))
+    counts = torch.arange(1, T + 1, dtype=x.dtype, device=x.device).view(1, T, 1)
+    return sums.reshape(B, nb * K, C)[:, :T] / counts
+
+
 FORMS: dict[str, Callable[[Any], Any]] = {
     "loop": loop,
     "matrix": matrix,
     "softmax": softmax,
     "cumsum": cumsum,
+    "chunked": chunked,
 }
 
 
@@ -113,6 +141,14 @@ class TorchEagerBackend(Backend):
     name = "torch"
     module = "torch"
     extra = "torch"
+    #: Block size of the chunked form per device type. CPU: chosen with
+    #: scripts/chunk_block_size.py at 8x1024x256 float32 on the project's 2-core
+    #: CPU, three runs on a shared machine, median ms for K = 8/16/32/64/128:
+    #:   1.84/1.87/1.75/2.73/3.89,  47.9/6.54/6.73/32.0/31.8,  6.49/9.98/6.26/31.9/12.6.
+    #: K = 32 is best or within noise of it; K >= 64 is always slower. CUDA: not
+    #: measured (no GPU at hand); 64 keeps the IEEE float32 block matmul at
+    #: 16 FLOP per byte moved, near an H100's FP32 ridge, so it stays memory bound.
+    chunk_block: ClassVar[dict[str, int]] = {"cpu": 32, "cuda": 64}
 
     def _torch(self) -> Any:
         import torch
@@ -165,7 +201,10 @@ class TorchEagerBackend(Backend):
         if reason:
             raise CaseUnsupported(reason)
         if self.is_gpu():
-            set_matmul_precision(precision)
+            # The chunked form's block matmul must stay IEEE whatever the mode.
+            set_matmul_precision("ieee" if form == "chunked" else precision)
+        if form == "chunked":
+            return partial(chunked, block=self.chunk_block[self._torch_device().type])
         return FORMS[form]
 
     def build(self, form: str, x: Any, precision: str) -> Built:
@@ -214,10 +253,82 @@ class TorchEagerBackend(Backend):
         if self.is_gpu():
             self._torch().cuda.reset_peak_memory_stats(self._torch_device())
 
+    def measure_ceilings(self) -> Ceilings | None:
+        """Device-to-device copy bandwidth and matmul rates, timed with CUDA events.
+
+        None on the CPU (the harness measures the host). Measured once per adapter.
+        """
+        if not self.is_gpu():
+            return None
+        cached: Ceilings | None = getattr(self, "_ceilings", None)
+        if cached is None:
+            cached = self._ceilings = measure_cuda_ceilings(self._torch_device(), self.device(), self.cache_bytes())
+        return cached
+
     def peak_memory(self) -> int | None:
         if not self.is_gpu():
             return None
         return int(self._torch().cuda.max_memory_allocated(self._torch_device()))
+
+
+#: Matmul ceilings measured on a GPU: (dtype, precision mode).
+GPU_MATMUL_MODES: tuple[tuple[str, str], ...] = (
+    ("float32", "ieee"),
+    ("float32", "tf32"),
+    ("bfloat16", "ieee"),
+    ("float16", "ieee"),
+    ("float64", "ieee"),
+)
+#: Side of the square matmuls timed for the compute ceilings.
+GPU_MATMUL_N = 8192
+#: Copy buffer for the bandwidth ceiling: this many bytes at least, and 8x the L2.
+GPU_COPY_BYTES = 512 << 20
+
+
+def measure_cuda_ceilings(dev: Any, label: str, l2_bytes: int, repeats: int = 5) -> Ceilings:
+    """Best of ``repeats`` CUDA-event-timed copies and matmuls on ``dev`` (about a second)."""
+    import torch
+
+    def best(fn: Callable[[], Any]) -> float:
+        fn()
+        torch.cuda.synchronize()
+        seconds = math.inf
+        for _ in range(repeats):
+            timer = _CudaEventTimer()
+            timer.start()
+            fn()
+            seconds = min(seconds, timer.stop())
+        return seconds
+
+    def copy_seconds(nbytes: int) -> float:
+        src = torch.ones(nbytes // 4, dtype=torch.float32, device=dev)
+        dst = torch.empty_like(src)
+        return best(lambda: dst.copy_(src))
+
+    def matmul_seconds(n: int, dtype: str) -> float:
+        a = torch.randn(n, n, device=dev).to(getattr(torch, dtype))
+        b = torch.randn(n, n, device=dev).to(getattr(torch, dtype))
+        c = torch.empty_like(a)
+        return best(lambda: torch.matmul(a, b, out=c))
+
+    nbytes = max(GPU_COPY_BYTES, 8 * l2_bytes)
+    copy_gbs = 2 * nbytes / copy_seconds(nbytes) / 1e9
+    rates: dict[str, float] = {}
+    n = GPU_MATMUL_N
+    try:
+        for dtype, precision in GPU_MATMUL_MODES:
+            set_matmul_precision(precision)
+            rates[matmul_key(dtype, precision)] = 2.0 * n**3 / matmul_seconds(n, dtype) / 1e9
+    finally:
+        set_matmul_precision("ieee")
+        torch.cuda.empty_cache()
+    return Ceilings(
+        device=label,
+        copy_gbs=copy_gbs,
+        matmul_gflops=rates,
+        measured_by="torch",
+        notes=f"copy_ of {nbytes >> 20} MiB and {n}^3 matmuls, CUDA events, best of {repeats}",
+    )
 
 
 def _dtype_name(x: Any) -> str:

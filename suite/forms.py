@@ -25,6 +25,9 @@ from backends.base import FORM_NAMES
 
 Cost = Callable[[int, int, int, int], float]
 
+#: The largest block a backend's ``chunked`` form uses (for its memory estimate).
+CHUNK_MAX_K = 256
+
 
 @dataclass(frozen=True)
 class Form:
@@ -97,6 +100,29 @@ FORMS: dict[str, Form] = {
             min_bytes=_io,
             # The prefix sums before the division.
             extra_bytes=lambda B, T, C, s: float(B * T * C * s + T * s),
+        ),
+        Form(
+            name="chunked",
+            summary=(
+                "T in blocks of K: prefix sums inside each block (K x K lower-triangular matmul, "
+                "full precision), running block totals, combine, / arange(1, T + 1)"
+            ),
+            complexity="O(B T C K)",
+            # The precision mode does not apply: the block matmul always runs in full
+            # precision (TF32's 10-bit mantissa would break float32 agreement).
+            uses_matmul=False,
+            # Counted as the scan it computes: an addition inside the block, the block's
+            # offset added, and the division, per element. The K x K block matmul's
+            # multiply-adds (2K per element, zeros included) depend on each backend's
+            # block size and are left out, so the form is judged against the memory
+            # roofline that a scan can reach.
+            flops=lambda B, T, C, s: 3.0 * B * T * C,
+            min_bytes=_io,
+            # Block prefix sums and a padded copy of x (T rounded up to a multiple of
+            # K), the block totals, and the K x K matrix (K <= CHUNK_MAX_K).
+            extra_bytes=lambda B, T, C, s: float(
+                2 * B * (T + CHUNK_MAX_K) * C * s + B * T * C * s / 8 + CHUNK_MAX_K**2 * s
+            ),
         ),
     )
 }

@@ -1,7 +1,8 @@
 """The one tidy results table: schema, rows, CSV/JSON files and pandas loading.
 
 One row per case. The schema is versioned (``SCHEMA_VERSION``); every CSV row and
-every JSON file carries the version, and loading a file of another version fails
+every JSON file carries the version. Older versions (``READABLE_VERSIONS``) load
+with the columns they lack at their defaults; a newer or unknown version fails
 with a message that says so. Columns are documented in ``COLUMNS``.
 
 Files of one run, in its output folder:
@@ -30,7 +31,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this causal-bench reads. Version 1 lacks ``bound`` and ``ceiling_frac``;
+#: its rows load with those columns at their defaults and are upgraded to the
+#: current version in memory.
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 SCHEMA_NAME = "causal-bench/results"
 CSV_NAME = "results.csv"
 JSON_NAME = "results.json"
@@ -94,6 +99,10 @@ class Row:
     bytes: float = math.nan
     gflops: float = math.nan
     gbs: float = math.nan
+    # -- roofline (schema 2): ``memory`` or ``compute``, and the achieved fraction
+    # of that ceiling as measured at the start of the run (suite.ceilings)
+    bound: str = ""
+    ceiling_frac: float = math.nan
     # -- environment of the case
     threads: int = 0
     peak_mem_bytes: float = math.nan
@@ -176,6 +185,7 @@ class RowLog:
         fresh = not (resume and path.exists() and path.stat().st_size > 0)
         if not fresh:
             _cut_torn_tail(path)
+            _upgrade_columns(path)
         self._fh = path.open("w" if fresh else "a", encoding="utf-8", newline="")
         if fresh:
             self._fh.write(csv_header())
@@ -203,6 +213,14 @@ def _cut_torn_tail(path: Path) -> None:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(records)
     write_atomic(path, buf.getvalue())
+
+
+def _upgrade_columns(path: Path) -> None:
+    """Rewrite a CSV of an older schema with today's columns so appended rows match its header."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        header = fh.readline()
+    if header != csv_header():
+        write_csv(path, read_csv_rows(path))
 
 
 def _records(text: str) -> list[list[str]]:
@@ -249,15 +267,26 @@ def read_csv_rows(path: Path) -> list[Row]:
             raise ResultsError(f"{path}: record {lineno}: expected {len(header)} fields, found {len(values)}")
         record = dict(zip(header, values, strict=True))
         version = record.get("schema_version", "")
-        if version != str(SCHEMA_VERSION):
-            raise ResultsError(
-                f"{path}:{lineno}: schema version {version or '?'}; this causal-bench reads version {SCHEMA_VERSION}"
-            )
+        if version not in {str(v) for v in READABLE_VERSIONS}:
+            raise ResultsError(f"{path}:{lineno}: {unreadable_version(version or '?')}")
         try:
-            rows.append(Row.from_dict({k: _parse_cell(k, v) for k, v in record.items()}))
+            row = Row.from_dict({k: _parse_cell(k, v) for k, v in record.items()})
         except (ValueError, TypeError) as e:
             raise ResultsError(f"{path}:{lineno}: unreadable row ({e})") from None
+        row.schema_version = SCHEMA_VERSION  # older rows now carry every column
+        rows.append(row)
     return rows
+
+
+def unreadable_version(version: object) -> str:
+    """The message for a schema version this causal-bench cannot read."""
+    readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+    try:
+        newer = int(str(version)) > SCHEMA_VERSION
+    except ValueError:
+        newer = False
+    hint = ": written by a newer causal-bench; upgrade to read it" if newer else ""
+    return f"schema version {version}; this causal-bench reads versions {readable}{hint}"
 
 
 # -- atomic writes ---------------------------------------------------------------
@@ -329,14 +358,15 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[Row]]:
         raise ResultsError(f"{path} is not valid JSON (truncated or corrupt?): {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
         raise ResultsError(f"{path} is not a causal-bench results file")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(
-            f"{path} has schema version {doc.get('schema_version')}; this causal-bench reads version {SCHEMA_VERSION}"
-        )
+    version = doc.get("schema_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise ResultsError(f"{path} has {unreadable_version(version)}")
     try:
         rows = [Row.from_dict({k: _json_restore(k, v) for k, v in r.items()}) for r in doc["rows"]]
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ResultsError(f"{path}: malformed rows ({e})") from None
+    for row in rows:
+        row.schema_version = SCHEMA_VERSION  # older rows now carry every column
     return dict(doc.get("metadata") or {}), rows
 
 
@@ -379,15 +409,30 @@ def to_frame(rows: Sequence[Row]) -> pd.DataFrame:
 def load_frame(*paths: str | Path) -> pd.DataFrame:
     """Load one or many stored runs into one DataFrame (``run_id`` tells them apart).
 
+    Each path is a run folder, a ``results.json`` or a ``results.csv`` (as for
+    :func:`load_run`). The frame has a ``key`` column (the case identity across
+    runs) and one column per schema field (``COLUMNS``), one row per case; rows
+    that carry no ``run_id`` (a CSV written by hand or by an older tool) take the
+    run's metadata ``run_id``, else the path they came from. Raises ResultsError.
+
     This is the public entry point for your own analysis::
 
         from suite.results import load_frame
-        df = load_frame("results/reference-cpu")
-        df[df.status == "ok"].pivot_table("median_s", ["backend", "form"], "T")
+        df = load_frame("results/reference-cpu", "results/bench")
+        ok = df[df.status == "ok"]
+        ok.pivot_table("median_s", ["run_id", "backend", "form"], "T")
+        # one run against another, case by case
+        wide = ok.pivot_table("median_s", "key", "run_id")
     """
     import pandas as pd
 
-    frames = [to_frame(load_run(p)[1]) for p in paths]
+    frames = []
+    for p in paths:
+        meta, rows = load_run(p)
+        frame = to_frame(rows)
+        fallback = str(meta.get("run_id") or p)
+        frame["run_id"] = frame["run_id"].where(frame["run_id"] != "", fallback)
+        frames.append(frame)
     if not frames:
         raise ResultsError("no results given")
     return pd.concat(frames, ignore_index=True)

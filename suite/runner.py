@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from backends import REGISTRY, Backend, CaseUnsupported, get_backend
-from backends.base import DTYPES, FORM_NAMES, PRECISIONS, numpy_input_dtype
+from backends.base import DTYPES, FORM_NAMES, PRECISIONS, Ceilings, numpy_input_dtype
 from suite import machine
+from suite.ceilings import annotate
 from suite.forms import get_form
 from suite.reference import (
     FILE_INPUT,
@@ -161,6 +162,7 @@ class RunOptions:
     memory_fraction: float = 0.8
     isolate: bool = True
     input_file: str | None = None  # the array for cases whose input is ``file``
+    ceilings: bool = True  # measure device ceilings when a backend opens (timed runs only)
 
 
 # -- one case, inside whichever process owns the adapter --------------------------------
@@ -396,6 +398,8 @@ class BackendInfo:
     device: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     threads: int | None = None
+    ceilings: Ceilings | None = None
+    ceilings_error: str = ""
 
 
 def open_backend(name: str, options: RunOptions) -> tuple[Backend, BackendInfo]:
@@ -404,7 +408,13 @@ def open_backend(name: str, options: RunOptions) -> tuple[Backend, BackendInfo]:
     if not avail.ok:
         return adapter, BackendInfo(name, False, avail.reason)
     threads = adapter.set_threads(options.threads)
-    return adapter, BackendInfo(name, True, device=adapter.device(), versions=adapter.versions(), threads=threads)
+    info = BackendInfo(name, True, device=adapter.device(), versions=adapter.versions(), threads=threads)
+    if options.ceilings and options.measure:
+        try:
+            info.ceilings = adapter.measure_ceilings()
+        except Exception as e:  # a failed ceiling costs the roofline columns, not the run
+            info.ceilings_error = _first_line(e)
+    return adapter, info
 
 
 def _worker_main(conn: Connection, name: str, options: RunOptions) -> None:
@@ -585,11 +595,15 @@ def run_cases(
     on_row: Callable[[Row], None],
     progress: ProgressFn | None = None,
     infos: dict[str, BackendInfo] | None = None,
+    ceilings: dict[str, Ceilings] | None = None,
 ) -> Iterator[Row]:
     """Run ``cases`` in order, handing every row to ``on_row`` as soon as it exists.
 
     Unavailable backends give ``skipped`` rows with the reason. ``infos`` collects
-    each backend's availability, device and versions for the run metadata.
+    each backend's availability, device and versions for the run metadata. With
+    ``ceilings`` (device -> ceilings, the host's measured by the caller), device
+    ceilings the backends measure are added and every row gets its roofline
+    bound and fraction (``suite.ceilings.annotate``) before ``on_row`` sees it.
     """
     runner = make_runner(options)
     infos = infos if infos is not None else {}
@@ -601,6 +615,12 @@ def run_cases(
             info = runner.info(case.backend)
             infos[case.backend] = info
             row = case.row(status="skipped", reason=info.reason) if not info.available else runner.run(case)
+            if ceilings is not None:
+                if info.ceilings is not None:
+                    # First measurement of a device wins: every row of the run is
+                    # judged against the same ceiling, the one stored in the metadata.
+                    ceilings.setdefault(info.ceilings.device, info.ceilings)
+                annotate(row, ceilings)
             on_row(row)
             if progress:
                 progress(i + 1, len(cases), case, row, time.perf_counter() - t0)

@@ -1,8 +1,9 @@
 """Shared fixtures: one adapter per backend, parametrized.
 
 A backend that is not installed is skipped with its reason, except where the
-environment names it in CAUSAL_BENCH_REQUIRE_BACKENDS (``nox -s tests`` names all
-four): there a missing backend fails the run instead of passing quietly.
+environment names it in CAUSAL_BENCH_REQUIRE_BACKENDS (``nox -s tests`` names every
+backend that ``.[all]`` installs): there a missing backend fails the run instead of
+passing quietly.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ def test_forms_match_the_backends_vocabulary() -> None:
         ("matrix", 2 * 2 * 4 * 4 * 3 + 2 * 16),
         ("softmax", 2 * 2 * 4 * 4 * 3 + 5 * 16),
         ("cumsum", 2 * 2 * 4 * 3),
+        # An add inside the block, the block's offset and the division per element.
+        ("chunked", 3 * 2 * 4 * 3),
     ],
 )
 def test_flops(name: str, flops: float) -> None:
@@ -56,6 +58,18 @@ def test_intensity_and_matmul_flags() -> None:
     assert get_form("matrix").python_steps(4, 8) == 0
 
 
+def test_chunked_is_costed_as_a_scan() -> None:
+    """The block matmul is full precision whatever the mode, and the form is judged as an O(BTC) scan."""
+    chunked = get_form("chunked")
+    assert not chunked.uses_matmul
+    assert chunked.intensity(8, 1024, 256, 4) == pytest.approx(3 / 8)
+    assert chunked.min_bytes(2, 4, 3, 4) == get_form("cumsum").min_bytes(2, 4, 3, 4)
+    # Padding, block sums and totals: more working memory than cumsum, linear in B*T*C.
+    assert chunked.peak_bytes(8, 1024, 256, 4) > get_form("cumsum").peak_bytes(8, 1024, 256, 4)
+    ratio = chunked.extra_bytes(8, 4096, 256, 4) / chunked.extra_bytes(8, 1024, 256, 4)
+    assert 3 < ratio < 4.1  # linear, plus a padding allowance of one maximal block
+
+
 def test_unknown_form() -> None:
-    with pytest.raises(KeyError, match="choose from loop, matrix, softmax, cumsum"):
+    with pytest.raises(KeyError, match="choose from loop, matrix, softmax, cumsum, chunked"):
         get_form("fft")

@@ -10,12 +10,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Makes torch, jax and pandas unimportable, then imports every module of the suite.
+# Makes the frameworks and pandas unimportable, then imports every module of the suite.
 BLOCKED = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {"torch", "jax", "jaxlib", "pandas"}:
+        if name.split(".")[0] in {"torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton"}:
             raise ImportError(f"blocked {name}")
         return None
 sys.meta_path.insert(0, Block())
@@ -24,9 +24,11 @@ sys.meta_path.insert(0, Block())
 IMPORT_ALL = """
 import backends, suite
 import backends.base, backends.numpy_backend, backends.torch_eager, backends.torch_compile, backends.jax_jit
-import suite.forms, suite.reference, suite.timing, suite.runner, suite.results, suite.report
+import backends.numba_backend, backends.triton_backend
+import suite.forms, suite.reference, suite.timing, suite.runner, suite.results, suite.report, suite.ceilings
 import suite.machine, suite.selftest, suite.__main__
-loaded = sorted(m for m in ("torch", "jax", "jaxlib", "pandas") if m in sys.modules)
+frameworks = ("torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton")
+loaded = sorted(m for m in frameworks if m in sys.modules)
 assert not loaded, loaded
 print("clean")
 """
@@ -65,17 +67,21 @@ print(row.status)
     assert done.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize(("name", "extra"), [("torch", "torch"), ("torch-compile", "torch"), ("jax", "jax")])
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [("torch", "torch"), ("torch-compile", "torch"), ("jax", "jax"), ("numba", "numba"), ("triton", "torch")],
+)
 def test_missing_framework_is_reported_with_install_hint(name: str, extra: str) -> None:
     """find_spec sees no framework: availability says how to install it, imports nothing."""
     code = f"""
 import importlib.util, sys
 real = importlib.util.find_spec
-importlib.util.find_spec = lambda n, *a: None if n.split(".")[0] in ("torch", "jax") else real(n, *a)
+blocked = ("torch", "jax", "numba", "triton")
+importlib.util.find_spec = lambda n, *a: None if n.split(".")[0] in blocked else real(n, *a)
 from backends import get_backend
 avail = get_backend({name!r}).availability()
 assert not avail.ok
-assert "torch" not in sys.modules and "jax" not in sys.modules
+assert not [m for m in blocked if m in sys.modules]
 print(avail.reason)
 """
     done = run_python(code)

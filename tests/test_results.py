@@ -236,6 +236,62 @@ def test_csv_row_of_another_schema_version_is_refused(tmp_path):
         read_csv_rows(path)
 
 
+#: Columns a schema-1 file has: every current column but the roofline ones.
+V1_COLUMNS = [c for c in COLUMNS if c not in ("bound", "ceiling_frac")]
+
+
+def test_schema_1_csv_and_json_load_with_the_new_columns_at_defaults(tmp_path):
+    """Files written before the roofline columns existed still load, upgraded in memory."""
+    old = plain_row(status="ok", median_s=1e-3, gbs=12.5, schema_version=1)
+    record = {c: getattr(old, c) for c in V1_COLUMNS}
+    csv_path = tmp_path / CSV_NAME
+    csv_path.write_text(
+        ",".join(V1_COLUMNS) + "\n" + ",".join("" if isinstance(v, float) and math.isnan(v) else
+                                              " ".join(map(repr, v)) if isinstance(v, list) else
+                                              str(v).lower() if isinstance(v, bool) else str(v)
+                                              for v in record.values()) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    json_path = tmp_path / JSON_NAME
+    doc = {"schema": SCHEMA_NAME, "schema_version": 1, "metadata": {"run_id": "old"}, "rows": [record]}
+    json_path.write_text(json.dumps(doc), encoding="utf-8")
+    (csv_row,) = read_csv_rows(csv_path)
+    meta, (json_row,) = read_json(json_path)
+    assert meta == {"run_id": "old"}
+    for row in (csv_row, json_row):
+        assert row.gbs == 12.5 and row.median_s == 1e-3 and row.status == "ok"
+        assert row.bound == ""
+        assert math.isnan(row.ceiling_frac)
+        assert row.schema_version == SCHEMA_VERSION == 2
+
+
+def test_resuming_a_schema_1_csv_upgrades_it_before_appending(tmp_path):
+    path = tmp_path / CSV_NAME
+    old = plain_row(schema_version=1)
+    write_csv(path, [old])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    keep = [i for i, c in enumerate(COLUMNS) if c in V1_COLUMNS]
+    v1 = [",".join(line.split(",")[i] for i in keep) for line in lines]  # plain rows hold no commas
+    path.write_text("\n".join(v1) + "\n", encoding="utf-8")
+    log = RowLog(path, resume=True)
+    log.append(plain_row(T=16))
+    log.close()
+    rows = read_csv_rows(path)
+    assert [r.T for r in rows] == [8, 16]
+    assert path.read_text(encoding="utf-8").splitlines()[0] == csv_header().strip()
+
+
+def test_unknown_and_newer_schema_versions_say_so(tmp_path):
+    path = tmp_path / JSON_NAME
+    write_json(path, {}, [plain_row()])
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    for version, message in ((3, "written by a newer causal-bench"), (0, "reads versions 1, 2$"), ("2", "version 2")):
+        doc["schema_version"] = version
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        with pytest.raises(ResultsError, match=message):
+            read_json(path)
+
+
 def test_csv_row_with_wrong_field_count_is_refused(tmp_path):
     path = tmp_path / CSV_NAME
     path.write_text(csv_header() + "numpy,cumsum,4\n", encoding="utf-8")
@@ -474,3 +530,28 @@ def test_json_with_a_non_object_row_is_a_results_error(tmp_path):
     path.write_text(json.dumps({"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "rows": [1]}))
     with pytest.raises(ResultsError):
         read_json(path)
+
+
+def test_load_frame_fills_a_missing_run_id_from_the_metadata_or_the_path(tmp_path):
+    with_meta = tmp_path / "with-meta"
+    with_meta.mkdir()
+    write_json(with_meta / JSON_NAME, {"run_id": "from-meta"}, _rows("", 2))
+    write_csv(tmp_path / "bare.csv", [*_rows("", 1), *_rows("kept", 1)])
+
+    frame = load_frame(with_meta, str(tmp_path / "bare.csv"))
+    assert list(frame["run_id"]) == ["from-meta", "from-meta", str(tmp_path / "bare.csv"), "kept"]
+    assert frame.groupby("run_id").size().to_dict() == {"from-meta": 2, str(tmp_path / "bare.csv"): 1, "kept": 1}
+
+
+def test_load_frame_of_the_stored_fixture_run():
+    from pathlib import Path
+
+    run = Path(__file__).parent / "data" / "run-small"
+    one = load_frame(run)
+    both = load_frame(run / JSON_NAME, run / CSV_NAME)
+    assert len(one) == 32 and len(both) == 64
+    assert set(one["run_id"]) == {load_run(run)[0]["run_id"]}
+    table = one[one.status == "ok"].pivot_table("median_s", ["backend", "form"], "T")
+    assert [int(t) for t in table.columns] == [32, 128, 512, 2048]
+    row = next(r for r in load_run(run)[1] if (r.backend, r.form, r.T) == ("torch", "matrix", 512))
+    assert table.loc[("torch", "matrix"), 512] == row.median_s
