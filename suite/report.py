@@ -1,19 +1,40 @@
 """Markdown reports from stored rows; nothing here runs a benchmark.
 
-Layout of ``report.md``: run summary, then for each form a table with backends
-(and their devices) as rows and sizes as columns, each cell the median with its
-IQR and the speedup against NumPy at the same case; then the correctness table
-and the list of cases that did not run, with reasons.
+Layout of ``report.md``:
+
+1. the run (id, commit, machine, libraries, case counts);
+2. a summary to act on: the fastest form per backend and size, accuracy at a
+   glance (the worst relative error as a fraction of its tolerance, per backend)
+   and what did not run, counted by reason;
+3. the full tables: for each form, backends (and devices) down and sizes across,
+   each cell the median with its IQR and the speedup against NumPy at the same
+   case; the correctness table; every case that did not run, with its reason;
+4. scaling: the exponent k of ``time = a * T^k`` per backend and form, and the
+   sizes where one form overtakes another (``suite.scaling``);
+5. the plots (``suite.plots``), linked relatively from ``plots/``.
+
+``render`` builds the text from rows; ``write_report`` writes it, with the plots,
+and is what ``python -m suite run`` and ``python -m suite report`` call. Plotting
+can never fail a report: without matplotlib the report says how to install it,
+and any other plotting error is logged in one line and noted in the report.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from suite.forms import FORMS
-from suite.results import STATUSES, Row
+from suite.results import REPORT_NAME, STATUSES, Row, write_atomic
+from suite.scaling import Crossover, ScalingFit, find_crossovers, fit_scaling
+
+#: The folder, beside the report, that holds its figures.
+PLOTS_DIR = "plots"
 
 
 def format_seconds(s: float) -> str:
@@ -116,8 +137,166 @@ def not_run_table(rows: Sequence[Row]) -> list[str]:
     return _table(["status", "backend", "form", "size", "dtype", "reason"], body)
 
 
-def render(meta: dict[str, Any], rows: Sequence[Row]) -> str:
-    """The whole markdown report for one run."""
+def _backend(r: Row) -> str:
+    return f"{r.backend} ({r.device or '?'})"
+
+
+def _sizes(rows: Sequence[Row]) -> list[tuple[int, int, int]]:
+    return sorted({(r.B, r.T, r.C) for r in rows}, key=lambda s: (s[0] * s[1] * s[2], s))
+
+
+def fastest_table(rows: Sequence[Row]) -> list[str]:
+    """The fastest form for each backend (and variant) at each size, with its time."""
+    timed = [r for r in rows if r.status == "ok" and math.isfinite(r.median_s)]
+    if not timed:
+        return ["No case was timed."]
+    sizes = [f"{b}x{t}x{c}" for b, t, c in _sizes(timed)]
+    best: dict[tuple[str, str], dict[str, Row]] = defaultdict(dict)
+    for r in timed:
+        cell = best[(_backend(r), _variant(r))]
+        if _size(r) not in cell or r.median_s < cell[_size(r)].median_s:
+            cell[_size(r)] = r
+    several_variants = len({v for _, v in best}) > 1
+    body = []
+    for backend, variant in sorted(best, key=lambda k: (not k[0].startswith("numpy "), k)):
+        cells = best[(backend, variant)]
+        label = f"{backend} {variant}" if several_variants else backend
+        body.append(
+            [label, *[f"{cells[s].form}, {format_seconds(cells[s].median_s)}" if s in cells else "" for s in sizes]]
+        )
+    return _table(["backend (device)", *sizes], body)
+
+
+def accuracy_table(rows: Sequence[Row]) -> list[str]:
+    """Per backend: cases checked, failed, and the worst rel. error / tolerance with where."""
+    checked = [r for r in rows if r.status in ("ok", "mismatch")]
+    if not checked:
+        return ["No case was checked against the reference."]
+    by_backend: dict[str, list[Row]] = defaultdict(list)
+    for r in checked:
+        by_backend[_backend(r)].append(r)
+
+    def ratio(r: Row) -> float:
+        return r.rel_err / r.tol if r.tol > 0 and not math.isnan(r.rel_err) else math.nan
+
+    body = []
+    for backend in sorted(by_backend, key=lambda b: (not b.startswith("numpy "), b)):
+        group = by_backend[backend]
+        known = [r for r in group if not math.isnan(ratio(r))]
+        worst = max(known, key=ratio) if known else None
+        failed = sum(r.status == "mismatch" for r in group)
+        body.append(
+            [
+                backend,
+                str(len(group)),
+                f"**{failed}**" if failed else "0",
+                f"{ratio(worst):.2g}" if worst else "-",
+                f"{worst.form} {_size(worst)} {_variant(worst)}" if worst else "-",
+            ]
+        )
+    return _table(["backend (device)", "checked", "failed", "worst error / tolerance", "at"], body)
+
+
+def not_run_summary(rows: Sequence[Row]) -> list[str]:
+    """Cases that did not run, counted by status and reason."""
+    rest = [r for r in rows if r.status not in ("ok", "mismatch")]
+    if not rest:
+        return ["Every case ran."]
+    counts = Counter((r.status, r.reason) for r in rest)
+    backends: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in rest:
+        backends[(r.status, r.reason)].add(r.backend)
+    body = [
+        [str(n), status, ", ".join(sorted(backends[(status, reason)])), reason or "-"]
+        for (status, reason), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    by_status = Counter(r.status for r in rest)
+    head = (
+        f"{len(rest)} of {len(rows)} cases did not run (" + ", ".join(f"{n} {s}" for s, n in by_status.items()) + "):"
+    )
+    return [head, "", *_table(["cases", "status", "backends", "reason"], body)]
+
+
+def scaling_table(fits: Sequence[ScalingFit]) -> list[str]:
+    """One line per fitted group: k with its standard error and the slope at the largest sizes."""
+    if not fits:
+        return ["No backend and form was measured at two or more sizes with the same B and C."]
+    body = [
+        [
+            f"{f.key.backend} ({f.key.device or '?'})",
+            f.key.form,
+            " ".join(p for p in (f.key.dtype, f.key.precision, f.key.input) if p not in ("ieee", "normal")),
+            f"{f.key.B}, {f.key.C}",
+            f"{f.t_min}..{f.t_max} ({len(f.sizes)})",
+            f.exponent(),
+            f"{f.k_tail:.2f}",
+            format_seconds(f.predict(f.t_max)),
+        ]
+        for f in fits
+    ]
+    header = [
+        "backend (device)",
+        "form",
+        "dtype",
+        "B, C",
+        "T (sizes)",
+        "k ± s.e.",
+        "k, largest two T",
+        "fit at largest T",
+    ]
+    return _table(header, body)
+
+
+def crossover_table(crossings: Sequence[Crossover], empty: str = "No form overtakes another.") -> list[str]:
+    """Crossovers as a table: forms on a backend, or backends on a form (``Crossover.vary``)."""
+    if not crossings:
+        return [empty]
+    by_backend = crossings[0].vary == "backend"
+    body = [
+        [
+            c.key.form if by_backend else f"{c.key.backend} ({c.key.device or '?'})",
+            " ".join(p for p in (c.key.dtype, c.key.precision, c.key.input) if p not in ("ieee", "normal")),
+            f"{c.key.B}, {c.key.C}",
+            c.faster_below,
+            c.faster_above,
+            f"{c.T:.0f}",
+            f"{c.between[0]}..{c.between[1]}",
+        ]
+        for c in crossings
+    ]
+    first = "form" if by_backend else "backend (device)"
+    return _table([first, "dtype", "B, C", "faster below", "faster above", "T at crossover", "between"], body)
+
+
+@dataclass(frozen=True)
+class PlotLink:
+    """A figure as the report links it: title and paths relative to the report."""
+
+    title: str
+    png: str
+    svg: str
+
+
+def plots_section(plots: Sequence[PlotLink], note: str) -> list[str]:
+    lines: list[str] = []
+    if note:
+        lines += [note, ""]
+    if not plots and not note:
+        lines += ["No backend and form was measured at two or more sizes: nothing to plot.", ""]
+    for p in plots:
+        alt = p.title.replace("[", "(").replace("]", ")")
+        lines += [f"**{p.title}** ([SVG]({p.svg}))", "", f"![{alt}]({p.png})", ""]
+    return lines
+
+
+def render(
+    meta: dict[str, Any], rows: Sequence[Row], plots: Sequence[PlotLink] = (), plot_note: str | None = None
+) -> str:
+    """The whole markdown report for one run.
+
+    ``plots`` are the figures to embed; ``plot_note`` replaces the plots section's
+    default note (None: the report was rendered without asking for plots).
+    """
     machine = meta.get("machine", {})
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -134,10 +313,25 @@ def render(meta: dict[str, Any], rows: Sequence[Row]) -> str:
         f"- libraries: {libs or '?'}",
         f"- cases: {len(rows)} ({summary or 'none'})",
         "",
-        "Cells: median time per call ± interquartile range, and in brackets the speedup "
-        "against NumPy on the same case (above 1 is faster). *unstable* marks IQR/median above 10%.",
+        "## Summary",
+        "",
+        "**Fastest form** for each backend at each size (B x T x C), with its median time per call:",
+        "",
+        *fastest_table(rows),
+        "",
+        "**Accuracy at a glance**: the worst relative error of each backend as a fraction of its "
+        "tolerance (below 1 passes; the full table is under Correctness).",
+        "",
+        *accuracy_table(rows),
+        "",
+        "**Not run**:",
+        "",
+        *not_run_summary(rows),
         "",
         "## Timings",
+        "",
+        "Cells: median time per call ± interquartile range, and in brackets the speedup "
+        "against NumPy on the same case (above 1 is faster). *unstable* marks IQR/median above 10%.",
         "",
         *timing_tables(rows),
         "## Correctness",
@@ -150,5 +344,66 @@ def render(meta: dict[str, Any], rows: Sequence[Row]) -> str:
         "",
         *not_run_table(rows),
         "",
+        "## Scaling",
+        "",
+        "A straight line through log(time) against log(T) for each backend and form at fixed B and C: "
+        "time = a * T^k. k is the slope with its standard error from the least-squares fit "
+        "(none with two sizes); fixed per-call overhead flattens it at small T, so the slope between "
+        "the two largest sizes is the better guess at the asymptote (about 2 for loop, matrix and softmax "
+        "in flops, 1 for cumsum).",
+        "",
+        *scaling_table(fit_scaling(rows)),
+        "",
+        "**Crossovers**: where one form overtakes another on a backend, interpolated in log-log "
+        "between the measured sizes.",
+        "",
+        *crossover_table(find_crossovers(rows, vary="form"), "No form overtakes another within the measured sizes."),
+        "",
+        "**Backend crossovers**: where one backend overtakes another on a form.",
+        "",
+        *crossover_table(find_crossovers(rows, vary="backend"), "No backend overtakes another."),
+        "",
+        "## Plots",
+        "",
+        *plots_section(plots, "Plots were not written for this report." if plot_note is None else plot_note),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+@dataclass
+class WrittenReport:
+    """What ``write_report`` wrote: the markdown, the figures, and why there are none."""
+
+    path: Path
+    plots: list[Path] = field(default_factory=list)
+    note: str = ""
+
+
+def write_report(
+    out_dir: Path, meta: dict[str, Any], rows: Sequence[Row], plots: bool = True, name: str = REPORT_NAME
+) -> WrittenReport:
+    """Write ``out_dir/name`` and, with ``plots``, its figures in ``out_dir/plots``.
+
+    Never fails for the plots: matplotlib missing gives a note with the install
+    hint; any other plotting error is logged to stderr in one line and noted.
+    """
+    written = WrittenReport(out_dir / name)
+    links: list[PlotLink] = []
+    if plots:
+        from suite.plots import PlotsUnavailable, write_plots
+
+        try:
+            for p in write_plots(out_dir / PLOTS_DIR, rows):
+                links.append(PlotLink(p.title, f"{PLOTS_DIR}/{p.png.name}", f"{PLOTS_DIR}/{p.svg.name}"))
+                written.plots += [p.png, p.svg]
+        except PlotsUnavailable as e:
+            written.note = f"Plots were not written: {e}."
+        except Exception as e:  # a figure must never cost the report or the run
+            first = (str(e).strip().splitlines() or [""])[0]
+            print(f"warning: plots not written: {type(e).__name__}: {first}", file=sys.stderr)
+            written.note = f"Plots were not written: {type(e).__name__} while plotting (see the log)."
+            links = []
+    else:
+        written.note = "Plots were not requested (`--no-plots`)."
+    write_atomic(written.path, render(meta, rows, links, written.note))
+    return written

@@ -270,3 +270,58 @@ def test_speedup_of_over_100x_is_readable():
     rows = [ok("numpy", "matrix", SMALL, 123e-3, 1e-3), ok("torch", "matrix", SMALL, 1e-3, 1e-5)]
     table = table_rows("\n".join(timing_tables(rows)))
     assert table[3] == ["torch (cpu)", "1 ms ± 10 us (123x)"]
+
+
+# -- the summary, scaling and plots sections -------------------------------------------------
+
+
+def test_summary_comes_first_and_names_the_fastest_form(report):
+    assert report.index("## Summary") < report.index("## Timings")
+    rows = table_rows(section(report, "**Fastest form**", "**Accuracy"))
+    assert rows[0] == ["backend (device)", "4x8x2", "8x256x64"]
+    # numpy: cumsum beats matrix at both sizes; torch: its cumsum did not run, so matrix.
+    assert rows[2] == ["numpy (cpu)", "cumsum, 1.5 us", "cumsum, 12.3 ms"]
+    assert rows[3] == ["torch (cpu)", "matrix, 1 ms", "matrix, 8 ms"]
+
+
+def test_summary_accuracy_flags_the_mismatch(report):
+    rows = table_rows(section(report, "**Accuracy at a glance**", "**Not run**"))
+    # All of numpy's cases tie at 1e-7 / 1e-5: the first in the run is named.
+    assert rows[2] == ["numpy (cpu)", "4", "0", "0.01", "matrix 4x8x2 float32"]
+    # 0.5 / 1e-5: the failing case is the worst, and the failure is counted in bold.
+    assert rows[3] == ["torch (cpu)", "3", "**1**", "5e+04", "cumsum 4x8x2 float32"]
+
+
+def test_summary_counts_what_did_not_run_by_reason():
+    rows = [
+        *[Case("jax", f, *SMALL).row(status="skipped", reason="jax is not installed") for f in ("loop", "cumsum")],
+        Case("torch", "loop", *LARGE).row(status="skipped", reason="jax is not installed"),
+        Case("torch", "matrix", *LARGE).row(status="timeout", reason="ran past 120 s"),
+        ok("numpy", "matrix", SMALL, 1e-3, 1e-5),
+    ]
+    text = section(render({}, rows), "**Not run**:", "## Timings")
+    assert "4 of 5 cases did not run (3 skipped, 1 timeout):" in text
+    assert table_rows(text) == [
+        ["cases", "status", "backends", "reason"],
+        ["---"] * 4,
+        ["3", "skipped", "jax, torch", "jax is not installed"],
+        ["1", "timeout", "torch", "ran past 120 s"],
+    ]
+
+
+def test_scaling_and_crossovers_from_rows_with_several_sizes():
+    # numpy matrix: 1e-9 T^2; numpy cumsum: 1e-6 T. They cross at T = 1000.
+    rows = [ok("numpy", "matrix", (2, T, 8), 1e-9 * T**2, 0.0) for T in (256, 512, 1024, 2048)]
+    rows += [ok("numpy", "cumsum", (2, T, 8), 1e-6 * T, 0.0) for T in (256, 512, 1024, 2048)]
+    text = render({}, rows)
+    scaling = table_rows(section(text, "## Scaling", "**Crossovers**"))
+    assert scaling[2] == ["numpy (cpu)", "cumsum", "float32", "2, 8", "256..2048 (4)", "1.00±0.00", "1.00", "2.05 ms"]
+    assert scaling[3] == ["numpy (cpu)", "matrix", "float32", "2, 8", "256..2048 (4)", "2.00±0.00", "2.00", "4.19 ms"]
+    crossings = table_rows(section(text, "**Crossovers**", "**Backend crossovers**"))
+    assert crossings[2] == ["numpy (cpu)", "float32", "2, 8", "matrix", "cumsum", "1000", "512..1024"]
+    assert "No backend overtakes another." in text
+
+
+def test_without_sizes_to_fit_the_scaling_and_plots_sections_say_so(report):
+    assert "No backend and form was measured at two or more sizes with the same B and C." in report
+    assert section(report, "## Plots").strip() == "Plots were not written for this report."
