@@ -1,4 +1,4 @@
-"""Sessions: tests, bench, report, check, lint, gpu. ``nox -l`` lists them."""
+"""Sessions: tests, bench, pybench, report, check, compare, ab, lint, gpu. ``nox -l`` lists them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ nox.options.default_venv_backend = "venv"  # pip, which finds the pinned CPU tor
 PYTHON = "3.11"
 # Pinned here as in pyproject: a newer or unpinned torch pulls a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
-ALL_BACKENDS = "numpy,torch,torch-compile,jax"
+# Everything `.[all]` installs must run: a broken install fails the tests, never skips them.
+ALL_BACKENDS = "numpy,torch,torch-compile,jax,numba"
 
 
 def install_suite(session: nox.Session, extras: str) -> None:
@@ -21,7 +22,7 @@ def install_suite(session: nox.Session, extras: str) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite with all four backends installed; none may be skipped."""
+    """Run the test suite with the backends of `.[all]` installed; none may be skipped."""
     install_suite(session, "all,dev")
     session.run("python", "-m", "suite", "backends")
     session.run(
@@ -29,6 +30,14 @@ def tests(session: nox.Session) -> None:
         *session.posargs,
         env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS},
     )
+    if not session.posargs:
+        # The pytest-benchmark cases, each run once: they still build, check and sync.
+        session.run(
+            "pytest",
+            "tests/bench",
+            "--benchmark-disable",
+            env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS},
+        )
 
 
 @nox.session(python=PYTHON)
@@ -48,9 +57,16 @@ def check(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
-    """Rebuild report.md from stored results (default results/bench) without re-running."""
-    session.install("-e", ".")
+    """Rebuild report.md and its plots from stored results (default results/bench) without re-running."""
+    session.install("-e", ".[plots]")
     session.run("python", "-m", "suite", "report", *(session.posargs or ["results/bench"]))
+
+
+@nox.session(python=PYTHON, default=False)
+def pybench(session: nox.Session) -> None:
+    """The suite's cases as pytest-benchmark benchmarks, saved under .benchmarks/ for --benchmark-compare."""
+    install_suite(session, "all,dev")
+    session.run("pytest", "tests/bench", "--benchmark-only", "--benchmark-autosave", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -58,6 +74,24 @@ def selftest(session: nox.Session) -> None:
     """The harness measured against timeit and torch.utils.benchmark on the same kernels."""
     install_suite(session, "all")
     session.run("python", "-m", "suite", "selftest", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def compare(session: nox.Session) -> None:
+    """The performance gate on stored runs: ``nox -s compare -- BASE HEAD [--out DIR]``; fails on a regression."""
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s compare -- BASE HEAD [--out DIR] [--threshold 0.05] [--allow-other-machine]")
+    session.install("-e", ".")
+    session.run("python", "-m", "suite", "compare", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def ab(session: nox.Session) -> None:
+    """Two revisions measured interleaved in one job: ``nox -s ab -- BASE_REV HEAD_REV [sweep flags]``."""
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s ab -- BASE_REV HEAD_REV [--backends numpy --sizes small --out results/ab]")
+    install_suite(session, "all")
+    session.run("python", "-m", "suite", "ab", *session.posargs)
 
 
 @nox.session(python=PYTHON)

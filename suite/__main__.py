@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backends import DEVICES, DTYPES, FORM_NAMES, PRECISIONS, REGISTRY, get_backend
+from backends.base import Ceilings
 from suite import machine
+from suite.ceilings import HOST_DEVICE, measure_host
+from suite.ceilings import from_metadata as ceilings_from_metadata
+from suite.ceilings import to_metadata as ceilings_to_metadata
+from suite.compare import CompareConfig, CompareError, Comparison, compare_rows, load_config
 from suite.reference import INPUT_KINDS
-from suite.report import format_seconds, render
+from suite.report import format_seconds, write_report
 from suite.results import (
     CSV_NAME,
     JSON_NAME,
@@ -29,7 +34,6 @@ from suite.results import (
     RowLog,
     load_run,
     read_csv_rows,
-    write_atomic,
     write_csv,
     write_json,
 )
@@ -191,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=_positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
     run.add_argument("--cold-cache", action="store_true", help="flush the GPU L2 before every call")
     run.add_argument("--device-events", action="store_true", help="time with CUDA events where the backend has them")
+    run.add_argument(
+        "--no-ceilings",
+        action="store_true",
+        help="skip measuring copy bandwidth and matmul rates (no bound and ceiling_frac columns)",
+    )
 
     check = sub.add_parser("check", help="the agreement matrix: every form against the float64 reference")
     _sweep_args(check, "check", "normal,offset")
@@ -201,12 +210,77 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", type=Path, default=None, help="where to write the markdown; default beside the results"
     )
+    report.add_argument("--no-plots", action="store_true", help="write the markdown only, no plots/ folder")
 
     sub.add_parser("backends", help="list backends, whether they can run here, and why not")
 
     selftest = sub.add_parser("selftest", help="the harness measured against timeit and torch.utils.benchmark")
     selftest.add_argument("--repeat", type=_positive(int), default=3, help="rounds of the comparison; default 3")
+    _tracking_parsers(sub)
     return parser
+
+
+def _threshold_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threshold",
+        type=_positive(float),
+        default=None,
+        help="slower/faster beyond this fraction (0.05 = 5%%); overrides the config file everywhere",
+    )
+    p.add_argument(
+        "--alpha", type=_fraction, default=None, help="significance level of the test; overrides the config file"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML file with [tool.causal-bench.compare]; default ./pyproject.toml when present",
+    )
+
+
+def _tracking_parsers(sub: Any) -> None:
+    """compare, export, history, ab: the commands CI uses to track performance."""
+    compare = sub.add_parser("compare", help="base vs head: verdicts per case; exit 1 on a regression")
+    compare.add_argument("base", type=Path, help="base results folder, .json or .csv")
+    compare.add_argument("head", type=Path, help="head results folder, .json or .csv")
+    compare.add_argument("--out", type=Path, default=None, help="also write compare.md, .csv and .json here")
+    compare.add_argument(
+        "--allow-other-machine", action="store_true", help="compare runs whose machine fingerprints differ"
+    )
+    _threshold_args(compare)
+
+    export = sub.add_parser("export", help="stored results for github-action-benchmark or Bencher dashboards")
+    export.add_argument("results", type=Path, help="a results folder, .json or .csv")
+    export.add_argument(
+        "--format", required=True, choices=("github-action-benchmark", "bencher"), help="the target format"
+    )
+    export.add_argument("--out", type=Path, default=None, help="the JSON file to write; default standard output")
+
+    history = sub.add_parser("history", help="per-case trends over stored runs of one machine; flags steps")
+    history.add_argument("results", type=Path, help="a folder of run folders")
+    history.add_argument("--out", type=Path, default=None, help="also write history.md and history.csv here")
+    history.add_argument("--machine", default=None, help="machine fingerprint; default the newest run's machine")
+    history.add_argument(
+        "--last", type=_positive(int), default=12, help="runs shown as columns in the markdown; default 12"
+    )
+    _threshold_args(history)
+
+    ab = sub.add_parser("ab", help="two git revisions measured interleaved, case by case, then compared")
+    ab.add_argument("base_rev", help="base revision (commit, branch, tag)")
+    ab.add_argument("head_rev", help="head revision")
+    _sweep_args(ab, "default", "normal")
+    ab.add_argument("--repo", type=Path, default=Path("."), help="the git repository; default .")
+    ab.add_argument("--out", type=Path, default=Path("results/ab"), help="output folder; default results/ab")
+    ab.add_argument(
+        "--rounds", type=_positive(int), default=3, help="processes per side per case, alternating; default 3"
+    )
+    ab.add_argument(
+        "--budget", type=_positive(float), default=0.5, help="seconds of sampling per case and round; default 0.5"
+    )
+    ab.add_argument("--target-ci", type=_fraction, default=0.01, help="timer stopping rule; default 0.01")
+    ab.add_argument("--min-samples", type=_positive(int), default=10, help="samples per round at least; default 10")
+    ab.add_argument("--warmup", type=_positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
+    _threshold_args(ab)
 
 
 def options_from(args: argparse.Namespace) -> RunOptions:
@@ -233,6 +307,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         compile_limit_s=args.compile_limit,
         isolate=not args.no_isolate,
         input_file=str(args.input_file) if getattr(args, "input_file", None) else None,
+        ceilings=not getattr(args, "no_ceilings", False),
     )
 
 
@@ -304,7 +379,7 @@ def _prepare_out(out: Path) -> None:
 def _finish(out: Path, meta: dict[str, Any], rows: list[Row]) -> None:
     write_csv(out / CSV_NAME, rows)
     write_json(out / JSON_NAME, meta, rows)
-    write_atomic(out / REPORT_NAME, render(meta, rows))
+    write_report(out, meta, rows)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -333,9 +408,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                         f"refusing to overwrite {out / name}, which is not a readable results file ({e})"
                     ) from None
     run_id = meta.get("run_id") or machine.new_run_id()
+    previous_ceilings = meta.get("ceilings")  # a resumed run keeps the ceilings it was judged by
     meta = {**machine.run_metadata(run_id, sys.argv), **{k: meta[k] for k in ("started",) if k in meta}}
     meta["sweep"] = dataclasses.asdict(spec)
     meta["options"] = dataclasses.asdict(options)
+    ceilings = _run_ceilings(previous_ceilings, options)
     finished = {r.key for r in done_rows}
     cases = [c for c in spec.cases() if c.key not in finished]
     rows: list[Row] = list(done_rows)
@@ -352,7 +429,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     interrupted = False
     try:
-        for _ in run_cases(cases, options, on_row, Progress(cases, options, args.quiet), infos):
+        for _ in run_cases(cases, options, on_row, Progress(cases, options, args.quiet), infos, ceilings):
             pass
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
@@ -363,6 +440,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.close()
         meta["backends"] = {k: dataclasses.asdict(v) for k, v in infos.items()}
+        if ceilings is not None:
+            meta["ceilings"] = ceilings_to_metadata(ceilings)
         meta["interrupted"] = interrupted
         meta["finished"] = machine.now_iso()
         try:
@@ -378,6 +457,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for r in bad:
         print(f"{r.status}: {r.key}: {r.reason}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def _run_ceilings(stored: Any, options: RunOptions) -> dict[str, Ceilings] | None:
+    """The ceilings rows are judged by: a resumed run's own, else the host measured now."""
+    if not options.ceilings:
+        return None
+    ceilings = ceilings_from_metadata(stored)
+    if HOST_DEVICE not in ceilings:
+        ceilings[HOST_DEVICE] = measure_host()
+    return ceilings
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -422,8 +511,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if target.is_dir():
         target = target / REPORT_NAME
     _prepare_out(target.parent)
-    write_atomic(target, render(meta, rows))
-    print(f"wrote {target}")
+    written = write_report(target.parent, meta, rows, plots=not args.no_plots, name=target.name)
+    plots = f" and {len(written.plots)} plot files in {target.parent / 'plots'}" if written.plots else ""
+    print(f"wrote {target}{plots}")
+    if written.note and not args.no_plots:
+        print(written.note, file=sys.stderr)
     return 0
 
 
@@ -442,12 +534,153 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return selftest_main(args.repeat)
 
 
+def _compare_config(args: argparse.Namespace) -> CompareConfig:
+    try:
+        config = load_config(args.config, tuple(REGISTRY), FORM_NAMES)
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    return config.with_cli(args.threshold, args.alpha)
+
+
+def _load(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    try:
+        return load_run(path)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
+
+
+def _emit_comparison(comparison: Comparison, out: Path | None) -> int:
+    """Print the markdown, write the files, append to the CI step summary; the exit status."""
+    import os
+
+    from suite import compare
+    from suite.results import write_atomic
+
+    markdown = compare.render_markdown(comparison)
+    if out is not None:
+        _prepare_out(out)
+        write_atomic(out / compare.MD_NAME, markdown)
+        write_atomic(out / compare.CSV_NAME, compare.render_csv(comparison))
+        write_atomic(out / compare.JSON_NAME, compare.render_json(comparison))
+    print(markdown, end="")
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown + "\n")
+        except OSError as e:
+            print(f"warning: cannot append to GITHUB_STEP_SUMMARY {summary}: {e.strerror or e}", file=sys.stderr)
+    return comparison.exit_code()
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    config = _compare_config(args)
+    base_meta, base_rows = _load(args.base)
+    head_meta, head_rows = _load(args.head)
+    try:
+        comparison = compare_rows(base_rows, head_rows, config, base_meta, head_meta, args.allow_other_machine)
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    return _emit_comparison(comparison, args.out)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from suite.export import export_text, timed_rows
+    from suite.results import write_atomic
+
+    _, rows = _load(args.results)
+    text = export_text(rows, args.format)
+    left_out = len(rows) - len(timed_rows(rows))
+    if args.out is None:
+        print(text, end="")
+    else:
+        _prepare_out(args.out.parent if str(args.out.parent) else Path("."))
+        if args.out.is_dir():
+            raise UsageError(f"--out {args.out} is a folder; name the JSON file to write")
+        write_atomic(args.out, text)
+        print(f"wrote {args.out} ({len(rows) - left_out} cases)", file=sys.stderr)
+    if left_out:
+        print(f"{left_out} cases without a time (not ok) left out", file=sys.stderr)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from suite import history
+    from suite.results import write_atomic
+
+    config = _compare_config(args)
+    try:
+        trend = history.build_history(args.results, config, args.machine)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
+    markdown = history.render_markdown(trend, last=args.last)
+    if args.out is not None:
+        _prepare_out(args.out)
+        write_atomic(args.out / history.MD_NAME, markdown)
+        write_atomic(args.out / history.CSV_NAME, history.render_csv(trend))
+    print(markdown, end="")
+    return 0
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from suite import ab
+
+    spec = _spec_from(args)
+    config = _compare_config(args)
+    cases = spec.cases()
+    groups = [ab.case_flags(c) for c in cases]
+    flags = ab.run_flags(args)
+    _prepare_out(args.out)
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr)
+
+    try:
+        with ab.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:
+            sides = tuple(
+                ab.Side(name, path, label=f"{rev} ({commit[:10]})")
+                for name, rev, (path, commit) in (
+                    ("base", args.base_rev, trees["base"]),
+                    ("head", args.head_rev, trees["head"]),
+                )
+            )
+            with tempfile.TemporaryDirectory(prefix="causal-bench-ab-runs-") as work:
+                results = ab.interleave(
+                    (sides[0], sides[1]),
+                    groups,
+                    flags,
+                    args.rounds,
+                    Path(work),
+                    timeout_s=args.timeout * 2 + 300,
+                    progress=progress,
+                )
+    except ab.ABError as e:
+        raise UsageError(str(e)) from None
+    merged = []
+    for result in results:
+        meta, rows = result.merged({"rounds": args.rounds, "cases": len(cases)})
+        ab.write_side(args.out / result.side.name, meta, rows)
+        merged.append((meta, rows))
+    (base_meta, base_rows), (head_meta, head_rows) = merged
+    try:
+        comparison = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    return _emit_comparison(comparison, args.out)
+
+
 COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
     "report": cmd_report,
     "backends": cmd_backends,
     "selftest": cmd_selftest,
+    "compare": cmd_compare,
+    "export": cmd_export,
+    "history": cmd_history,
+    "ab": cmd_ab,
 }
 
 

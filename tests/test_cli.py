@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backends import FORM_NAMES
 from suite.__main__ import main, parse_sizes
-from suite.results import load_run
+from suite.results import SCHEMA_VERSION, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--budget", "0.05", "--warmup", "0.01", "--quiet", "--no-isolate"]
@@ -75,14 +76,17 @@ def test_run_writes_csv_json_and_report(tmp_path: Path, capsys) -> None:
     code = main(["run", "--backends", "numpy", "--sizes", "seed,2x16x4", "--out", str(out), *FAST])
     assert code == 0
     meta, rows = load_run(out)
-    assert len(rows) == 8
+    assert len(rows) == 2 * len(FORM_NAMES)
     assert {r.status for r in rows} == {"ok"}
     assert all(r.n_samples >= 3 and r.median_s > 0 and r.samples_s for r in rows)
     assert all(r.gbs > 0 and r.gflops > 0 for r in rows)
+    # The host's ceilings are in the metadata and every timed row is placed under one.
+    assert meta["ceilings"]["cpu"]["copy_gbs"] > 0
+    assert all(r.bound in ("memory", "compute") and r.ceiling_frac > 0 for r in rows)
     assert meta["machine"]["fingerprint"] and meta["run_id"] == rows[0].run_id
     assert "git_commit" in meta
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema_version"] == 1 and len(doc["rows"]) == 8
+    assert doc["schema_version"] == SCHEMA_VERSION and len(doc["rows"]) == 2 * len(FORM_NAMES)
     report = (out / "report.md").read_text()
     assert "### cumsum (float32)" in report and "| numpy (cpu) |" in report
 
@@ -116,8 +120,9 @@ def test_check_prints_the_table_and_passes(capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["backend", "form", "size"]
-    assert out.count(" pass") == 16  # 4 forms x 2 sizes x 2 inputs
-    assert out.strip().endswith("16 ok")
+    n = len(FORM_NAMES) * 2 * 2  # forms x 2 sizes x 2 inputs
+    assert out.count(" pass") == n
+    assert out.strip().endswith(f"{n} ok")
 
 
 def test_check_exits_1_on_disagreement(capsys) -> None:
@@ -140,7 +145,7 @@ def test_check_runs_a_user_input_file(tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.arange(24.0).reshape(2, 4, 3))
     code = main(["check", "--backends", "numpy", "--input-file", str(tmp_path / "x.npy"), "--quiet", "--no-isolate"])
     assert code == 0
-    assert capsys.readouterr().out.count("2x4x3") == 4
+    assert capsys.readouterr().out.count("2x4x3") == len(FORM_NAMES)
 
 
 def test_backends_lists_availability(capsys) -> None:
