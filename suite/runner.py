@@ -356,7 +356,7 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
         cost_model(case).add(form.python_steps(B, T), common["flops"], m.median)
         return done(
             status="ok",
-            reason="unstable: IQR/median above 10%" if m.unstable else "",
+            reason="; ".join(filter(None, ["unstable: IQR/median above 10%" if m.unstable else "", built.notes])),
             median_s=m.median,
             iqr_s=m.iqr,
             min_s=m.min,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from backends.base import CompileModel
@@ -66,3 +67,13 @@ def test_torch_compile_loop_is_refused_at_large_sizes_from_measured_compiles() -
     model = adapter.compile_models["loop"]
     assert model.distinct_steps() >= 2  # the probes ran and were measured
     assert all(seconds > 0 for _, seconds in model.points)
+
+
+def test_a_compile_served_from_the_inductor_cache_does_not_teach_the_model() -> None:
+    adapter = adapter_or_skip("torch-compile")
+    x = adapter.to_device(np.zeros((1, 3, 2)), "float32")
+    adapter.build("loop", x, "ieee")  # cold, or cached by an earlier run: either way now cached
+    points = list(adapter.compile_models["loop"].points)
+    again = adapter.build("loop", x, "ieee")  # the same graph: Inductor's cache serves it
+    assert again.notes == "graph served from the Inductor cache"
+    assert adapter.compile_models["loop"].points == points
