@@ -96,9 +96,16 @@ def timing_tables(rows: Sequence[Row]) -> list[str]:
     for form in FORMS:
         for variant in sorted({_variant(r) for r in rows if r.form == form}):
             group = [r for r in rows if r.form == form and _variant(r) == variant]
+            # A backend none of whose cases ran here (not installed, no GPU) gets no
+            # row of blanks: the Not run table says why, once.
+            ran = {r.backend for r in group if r.status != "skipped"}
+            # A skipped row may not know its device (the worker never started); it
+            # belongs on the row of its backend's device, not on one of its own.
+            known = {r.backend: r.device for r in group if r.device}
             cells: dict[tuple[str, str], Row] = {}
             for r in group:
-                cells[(f"{r.backend} ({r.device or '?'})", _size(r))] = r
+                if r.backend in ran:
+                    cells[(f"{r.backend} ({r.device or known.get(r.backend) or '?'})", _size(r))] = r
             baseline = {_size(r): r for r in group if r.backend == "numpy"}
             backends = sorted({k[0] for k in cells}, key=lambda b: (not b.startswith("numpy "), b))
             body = [

@@ -325,3 +325,18 @@ def test_scaling_and_crossovers_from_rows_with_several_sizes():
 def test_without_sizes_to_fit_the_scaling_and_plots_sections_say_so(report):
     assert "No backend and form was measured at two or more sizes with the same B and C." in report
     assert section(report, "## Plots").strip() == "Plots were not written for this report."
+
+
+def test_a_backend_that_ran_nothing_gets_no_timing_row_only_its_reason():
+    absent = "triton needs a CUDA GPU"
+    rows = [
+        ok("numpy", "cumsum", SMALL, 1.5e-6, 2e-8),
+        Case("triton", "cumsum", *SMALL).row(status="skipped", reason=absent),
+        Case("numba", "cumsum", *SMALL).row(status="skipped", reason="numba: memory"),
+        ok("numba", "cumsum", LARGE, 1e-5, 1e-7),
+    ]
+    text = render({}, rows)
+    table = section(text, "### cumsum (float32)")
+    assert "triton" not in table
+    assert "| numba (cpu) | *skipped* |" in table  # ran at another size: the blank is a skip
+    assert absent in section(text, "## Not run")
