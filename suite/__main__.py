@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop sampling when the median's 95%% CI is within this fraction; default 0.02",
     )
     run.add_argument(
-        "--budget", type=_positive(float), default=1.0, help="seconds of sampling per case at most; default 1"
+        "--budget", type=_positive(float), default=0.5, help="seconds of sampling per case at most; default 0.5"
     )
     run.add_argument("--min-samples", type=_positive(int), default=5, help="samples before the CI may stop; default 5")
     run.add_argument("--warmup", type=_positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")

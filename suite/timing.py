@@ -55,7 +55,7 @@ class TimerConfig:
     """Knobs of the timer; defaults suit a CPU run of the default sweep."""
 
     target_rel_ci: float = 0.02
-    budget_s: float = 1.0
+    budget_s: float = 0.5
     min_samples: int = 5
     max_samples: int = 10_000
     min_sample_s: float = 1e-2

@@ -20,7 +20,7 @@ import pytest
 from backends import FORM_NAMES, Built
 from backends.numpy_backend import NumpyBackend
 from suite.reference import compare, reference
-from suite.runner import Case
+from suite.runner import PRESETS, Case
 from tests.bench.prepared import PreparedCase, bench_sizes
 
 pytest.importorskip("pytest_benchmark")
@@ -59,7 +59,7 @@ def test_a_timed_call_waits_for_its_own_result():
 
 def test_bench_sizes_default_and_override(monkeypatch):
     monkeypatch.delenv("CAUSAL_BENCH_SIZES", raising=False)
-    assert bench_sizes() == [(4, 8, 2), (4, 64, 16), (8, 128, 32)]
+    assert bench_sizes() == [(4, 8, 2), (4, 8, 16), (4, 32, 16), (4, 128, 16)]
     monkeypatch.setenv("CAUSAL_BENCH_SIZES", "2x16x4,seed,2x16x4")
     assert bench_sizes() == [(2, 16, 4), (4, 8, 2)]
 
@@ -78,8 +78,9 @@ def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
 def test_bench_cases_run_once_each_with_benchmark_disable():
     done = _pytest("--benchmark-disable", "-k", "numpy-")
     assert done.returncode == 0, done.stdout + done.stderr
-    # NumPy runs every form: each of the three sizes of seed and small, once.
-    assert f"{len(FORM_NAMES) * 3} passed" in done.stdout
+    # NumPy runs every form at each distinct size of seed and small, once.
+    sizes = {*PRESETS["seed"], *PRESETS["small"]}
+    assert f"{len(FORM_NAMES) * len(sizes)} passed" in done.stdout
     assert "skipped" not in done.stdout
 
 
