@@ -272,6 +272,16 @@ def timed_first_call(fn: Callable[[], Any], sync: Callable[[Any], None]) -> tupl
     return out, time.perf_counter() - t0
 
 
+def flush_bytes(cache_bytes: int) -> int:
+    """Bytes to write so that nothing a call left in a cache of ``cache_bytes`` survives.
+
+    Twice the cache (replacement is not strictly LRU), and at least 1 MiB for a
+    device that reports no cache size. ``triton.testing.do_bench`` writes 256 MB
+    whatever the device; sizing by the cache keeps the flush itself short.
+    """
+    return max(2 * cache_bytes, 1 << 20)
+
+
 def numpy_input_dtype(dtype: str) -> np.dtype[Any]:
     """The NumPy dtype an input travels as before the adapter casts it on device."""
     # bfloat16 travels as float32 and is rounded on the device.

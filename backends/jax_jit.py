@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Availability, Backend, Built, CaseUnsupported, Ceilings, matmul_key, numpy_input_dtype
+from backends.base import (
+    Availability,
+    Backend,
+    Built,
+    CaseUnsupported,
+    Ceilings,
+    flush_bytes,
+    matmul_key,
+    numpy_input_dtype,
+)
 
 #: Matmul ceilings measured on a GPU: (dtype, precision mode). ``ieee`` asks for
 #: Precision.HIGHEST; ``tf32`` keeps JAX's default. float64 would need x64 mode.
@@ -220,7 +229,7 @@ class JaxJitBackend(Backend):
         import jax.numpy as jnp
 
         # A fresh fill of twice the L2 evicts whatever the previous call left there.
-        jnp.zeros(2 * self.cache_bytes(), dtype=jnp.int8, device=self._device()).block_until_ready()
+        jnp.zeros(flush_bytes(self.cache_bytes()), dtype=jnp.int8, device=self._device()).block_until_ready()
 
     def measure_ceilings(self) -> Ceilings | None:
         """Copy bandwidth and matmul rates on the GPU, timed with ``block_until_ready``.

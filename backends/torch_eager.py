@@ -21,6 +21,7 @@ from backends.base import (
     CaseUnsupported,
     Ceilings,
     DeviceTimer,
+    flush_bytes,
     matmul_key,
     numpy_input_dtype,
 )
@@ -238,7 +239,7 @@ class TorchEagerBackend(Backend):
         buf = getattr(self, "_flush_buf", None)
         if buf is None:
             # Twice the L2 so that nothing of the previous call survives.
-            n = max(2 * self.cache_bytes(), 1 << 20)
+            n = flush_bytes(self.cache_bytes())
             buf = self._flush_buf = torch.empty(n, dtype=torch.int8, device=self._torch_device())
         buf.zero_()
         torch.cuda.synchronize()

@@ -200,3 +200,22 @@ def test_chunked_stays_ieee_under_tf32_on_gpu(name: str) -> None:
     row = run_case(Case(name, "chunked", 4, 4096, 64, precision="tf32", input="offset"), adapter, CHECK_ONLY)
     assert row.status == "ok", row.reason
     assert row.rel_err < 5 * np.finfo(np.float32).eps * np.sqrt(4096)  # the IEEE float32 tolerance
+
+
+def test_cold_cache_flush_is_sized_by_the_cache() -> None:
+    from backends.base import flush_bytes
+
+    h100_l2 = 50 * 2**20
+    assert flush_bytes(h100_l2) == 100 * 2**20
+    assert flush_bytes(0) == 2**20  # a device that reports no cache still gets a flush
+    assert flush_bytes(256 * 2**10) == 2**20
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_no_flush_and_no_cache_on_the_cpu(name: str) -> None:
+    adapter = adapter_or_skip(name)
+    if adapter.is_gpu():
+        pytest.skip("this machine has a GPU")
+    assert adapter.cache_bytes() == 0
+    adapter.flush_cache()  # a no-op on the host: nothing allocated
+    assert getattr(adapter, "_flush_buf", None) is None
