@@ -1,4 +1,4 @@
-"""Sessions: tests, bench, pybench, report, check, compare, ab, lint, gpu. ``nox -l`` lists them."""
+"""Sessions: tests, bench, pybench, check, report, selftest, compare, ab, lint, gpu. ``nox -l`` lists them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m suite {run,check,report,backends,selftest}``.
+"""The command line: ``python -m suite {run,check,report,backends,selftest,compare,export,history,ab}``.
 
 Exit status: 0 success; 1 something disagreed or failed (a mismatch, an error or
 timeout row); 2 bad arguments or unreadable files (one line on stderr, nothing
@@ -631,7 +631,6 @@ def cmd_ab(args: argparse.Namespace) -> int:
     cases = spec.cases()
     groups = [ab.case_flags(c) for c in cases]
     flags = ab.run_flags(args)
-    _prepare_out(args.out)
 
     def progress(line: str) -> None:
         if not args.quiet:
@@ -646,6 +645,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
                     ("head", args.head_rev, trees["head"]),
                 )
             )
+            _prepare_out(args.out)  # once both revisions resolved: a bad one leaves nothing behind
             with tempfile.TemporaryDirectory(prefix="causal-bench-ab-runs-") as work:
                 results = ab.interleave(
                     (sides[0], sides[1]),

@@ -58,6 +58,8 @@ class Side:
 
 
 def _git(repo: Path, *args: str) -> str:
+    if not repo.is_dir():
+        raise ABError(f"--repo {repo} is not a folder")
     try:
         done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError) as e:

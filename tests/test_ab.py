@@ -137,3 +137,16 @@ def test_interleave_alternates_abba(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     base, head = ab.interleave(sides, [["g0"], ["g1"]], [], 2, tmp_path)
     assert [c[0] for c in calls] == ["base", "head", "head", "base", "head", "base", "base", "head"]
     assert len(base.run_ids) == len(head.run_ids) == 4
+
+
+def test_ab_with_a_missing_repo_or_a_bad_revision_exits_2_and_writes_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "ab"
+    assert main(["ab", "HEAD~1", "HEAD", "--repo", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --repo {tmp_path / 'nowhere'} is not a folder\n"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert main(["ab", "no-such-rev", "HEAD", "--repo", str(repo), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not out.exists()
