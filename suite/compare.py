@@ -55,6 +55,7 @@ import numpy as np
 
 from suite.report import format_seconds
 from suite.results import Row
+from suite.scaling import exponent_changes
 
 #: Default regression threshold: a case must be more than this fraction slower.
 #: 5%, not 10%: a gate meant to catch 10% slowdowns must flag ratios well below
@@ -394,6 +395,10 @@ class Comparison:
     base_meta: dict[str, Any]
     head_meta: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: One line per backend and form whose scaling exponent k in T moved (a form
+    #: that turned from linear to quadratic is news even where no size regressed).
+    #: Informational: it does not change the exit status.
+    scaling: list[str] = field(default_factory=list)
 
     @property
     def regressed(self) -> bool:
@@ -450,7 +455,8 @@ def compare_rows(
     head = {r.key: r for r in head_rows}
     keys = list(dict.fromkeys([*base, *head]))
     cases = [compare_case(k, base.get(k), head.get(k), config) for k in keys]
-    return Comparison(cases, config, bm, hm, warnings)
+    scaling = [c.describe() for c in exponent_changes(base_rows, head_rows)]
+    return Comparison(cases, config, bm, hm, warnings, scaling)
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -528,6 +534,9 @@ def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str
         lines += ["", f"### Regressions ({len(regress)})", "", *_table(regress)]
     if improve:
         lines += ["", f"### Improvements ({len(improve)})", "", *_table(improve)]
+    if cmp.scaling:
+        lines += ["", f"### Scaling changes ({len(cmp.scaling)})", ""]
+        lines += [f"- {line}" for line in cmp.scaling]
     if rest:
         what = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts and v not in REGRESSIONS + IMPROVEMENTS)
         lines += ["", f"<details><summary>Other cases ({what})</summary>", "", *_table(rest), "", "</details>"]
@@ -573,6 +582,7 @@ def render_json(cmp: Comparison) -> str:
         "regressed": cmp.regressed,
         "counts": cmp.counts(),
         "warnings": cmp.warnings,
+        "scaling_changes": cmp.scaling,
         "config": {
             "default": asdict(cmp.config.default),
             "backend": cmp.config.backend,

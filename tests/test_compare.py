@@ -450,3 +450,19 @@ def test_history_defaults_to_the_newest_machine_and_cli_writes_files(tmp_path: P
     assert sum(line.endswith(",step up") for line in lines) == 1
     assert (out / "history.md").read_text() == printed
     assert main(["history", str(tmp_path / "runs"), "--machine", "nope"]) == 2
+
+
+def test_a_form_whose_scaling_exponent_changed_gets_a_line_in_the_comparison():
+    Ts = (64, 128, 256, 512)
+    # base grows like T, head like T^2 (same time at T=64): a new quadratic term.
+    base = [row(T / 64, T=T, seed=i) for i, T in enumerate(Ts)]
+    head = [row((T / 64) ** 2, T=T, seed=10 + i) for i, T in enumerate(Ts)]
+    cmp = compare_rows(base, head, CompareConfig(), meta(), meta())
+    assert len(cmp.scaling) == 1
+    line = cmp.scaling[0]
+    assert "numpy" in line and "cumsum" in line and "k 1.00" in line and "-> 2.00" in line
+    text = compare.render_markdown(cmp)
+    assert "### Scaling changes (1)" in text and line in text
+    assert json.loads(compare.render_json(cmp))["scaling_changes"] == [line]
+    # The same scaling on both sides says nothing.
+    assert compare_rows(base, base, CompareConfig(), meta(), meta()).scaling == []
