@@ -219,3 +219,17 @@ def test_no_flush_and_no_cache_on_the_cpu(name: str) -> None:
     assert adapter.cache_bytes() == 0
     adapter.flush_cache()  # a no-op on the host: nothing allocated
     assert getattr(adapter, "_flush_buf", None) is None
+
+
+def test_tf32_cases_of_forms_without_a_tf32_matmul_are_skipped_not_repeated() -> None:
+    from backends.numpy_backend import NumpyBackend
+
+    class AcceptsTf32(NumpyBackend):  # as a GPU adapter would
+        def supports(self, form: str, dtype: str, precision: str) -> str | None:
+            return None
+
+    for form in ("cumsum", "chunked", "loop"):
+        row = run_case(Case("numpy", form, 4, 8, 2, precision="tf32"), AcceptsTf32(), CHECK_ONLY)
+        assert row.status == "skipped" and row.reason == f"tf32 changes matmul forms only; {form} runs as ieee"
+    row = run_case(Case("numpy", "matrix", 4, 8, 2, precision="tf32"), AcceptsTf32(), CHECK_ONLY)
+    assert row.status == "ok"  # NumPy's matmul is IEEE anyway: well within the tf32 tolerance
