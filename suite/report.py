@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,26 +152,60 @@ def _sizes(rows: Sequence[Row]) -> list[tuple[int, int, int]]:
     return sorted({(r.B, r.T, r.C) for r in rows}, key=lambda s: (s[0] * s[1] * s[2], s))
 
 
-def fastest_table(rows: Sequence[Row]) -> list[str]:
-    """The fastest form for each backend (and variant) at each size, with its time."""
+def _fastest(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], dict[str, Row]]]:
+    """Sizes, and the fastest timed row per (backend, variant) and size."""
     timed = [r for r in rows if r.status == "ok" and math.isfinite(r.median_s)]
-    if not timed:
-        return ["No case was timed."]
-    sizes = [f"{b}x{t}x{c}" for b, t, c in _sizes(timed)]
     best: dict[tuple[str, str], dict[str, Row]] = defaultdict(dict)
     for r in timed:
         cell = best[(_backend(r), _variant(r))]
         if _size(r) not in cell or r.median_s < cell[_size(r)].median_s:
             cell[_size(r)] = r
+    return [f"{b}x{t}x{c}" for b, t, c in _sizes(timed)], best
+
+
+def _per_backend_table(rows: Sequence[Row], cell: Callable[[Row], str]) -> list[str]:
+    sizes, best = _fastest(rows)
+    if not best:
+        return ["No case was timed."]
     several_variants = len({v for _, v in best}) > 1
     body = []
     for backend, variant in sorted(best, key=lambda k: (not k[0].startswith("numpy "), k)):
         cells = best[(backend, variant)]
         label = f"{backend} {variant}" if several_variants else backend
-        body.append(
-            [label, *[f"{cells[s].form}, {format_seconds(cells[s].median_s)}" if s in cells else "" for s in sizes]]
-        )
+        body.append([label, *[cell(cells[s]) if s in cells else "" for s in sizes]])
     return _table(["backend (device)", *sizes], body)
+
+
+def fastest_table(rows: Sequence[Row]) -> list[str]:
+    """The fastest form for each backend (and variant) at each size, with its time."""
+    return _per_backend_table(rows, lambda r: f"{r.form}, {format_seconds(r.median_s)}")
+
+
+def _roofline_cell(r: Row) -> str:
+    if not r.bound or not math.isfinite(r.ceiling_frac):
+        return f"{r.form}, no ceiling"
+    rate = f"{r.gbs:.3g} GB/s" if r.bound == "memory" else f"{r.gflops:.3g} GFLOP/s"
+    ceiling = "copy" if r.bound == "memory" else "matmul"
+    return f"{r.form}, {r.ceiling_frac:.0%} of {ceiling} ({rate})"
+
+
+def roofline_table(rows: Sequence[Row]) -> list[str]:
+    """Each backend's fastest form at each size and how close it came to its ceiling."""
+    return _per_backend_table(rows, _roofline_cell)
+
+
+def ceilings_line(meta: dict[str, Any]) -> str:
+    """The ceilings measured at the start of the run, one clause per device."""
+    stored = meta.get("ceilings")
+    if not isinstance(stored, dict) or not stored:
+        return "No ceilings were measured in this run (`--no-ceilings`, or an older run)."
+    parts = []
+    for device, c in stored.items():
+        if not isinstance(c, dict):
+            continue
+        rates = ", ".join(f"{k} {v:.3g}" for k, v in sorted((c.get("matmul_gflops") or {}).items()))
+        parts.append(f"{device}: copy {c.get('copy_gbs', math.nan):.3g} GB/s; matmul GFLOP/s {rates or '-'}")
+    return "Ceilings measured at the start of the run: " + "; ".join(parts) + "."
 
 
 def accuracy_table(rows: Sequence[Row]) -> list[str]:
@@ -325,6 +359,12 @@ def render(
         "**Fastest form** for each backend at each size (B x T x C), with its median time per call:",
         "",
         *fastest_table(rows),
+        "",
+        "**How close to the hardware**: that fastest form's achieved rate as a fraction of the measured "
+        "ceiling for its bound (memory: copy bandwidth; compute: matmul rate). "
+        "Above 100% means the data stayed in cache. " + ceilings_line(meta),
+        "",
+        *roofline_table(rows),
         "",
         "**Accuracy at a glance**: the worst relative error of each backend as a fraction of its "
         "tolerance (below 1 passes; the full table is under Correctness).",

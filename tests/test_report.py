@@ -340,3 +340,19 @@ def test_a_backend_that_ran_nothing_gets_no_timing_row_only_its_reason():
     assert "triton" not in table
     assert "| numba (cpu) | *skipped* |" in table  # ran at another size: the blank is a skip
     assert absent in section(text, "## Not run")
+
+
+def test_summary_shows_the_fastest_forms_fraction_of_its_ceiling():
+    rows = [
+        ok("numpy", "cumsum", LARGE, 2e-3, 1e-5, bound="memory", ceiling_frac=0.15, gbs=4.59),
+        ok("numpy", "matrix", LARGE, 3e-3, 1e-5, bound="compute", ceiling_frac=0.89, gflops=181.0),
+        ok("torch", "matrix", LARGE, 1e-3, 1e-5, bound="compute", ceiling_frac=0.95, gflops=193.0),
+        ok("torch", "cumsum", SMALL, 1e-6, 1e-8),  # no ceiling measured
+    ]
+    meta = {"ceilings": {"cpu": {"copy_gbs": 30.76, "matmul_gflops": {"float32:ieee": 203.1}}}}
+    text = render(meta, rows)
+    assert "Ceilings measured at the start of the run: cpu: copy 30.8 GB/s; matmul GFLOP/s float32:ieee 203." in text
+    table = section(text, "**How close to the hardware**", "**Accuracy")
+    assert "| numpy (cpu) |  | cumsum, 15% of copy (4.59 GB/s) |" in table
+    assert "| torch (cpu) | cumsum, no ceiling | matrix, 95% of matmul (193 GFLOP/s) |" in table
+    assert "No ceilings were measured" in render({}, rows)
