@@ -85,7 +85,7 @@ def test_every_timing_cell_is_the_rows_median_and_iqr(report):
 
 def test_summary_names_the_fastest_form_with_its_time(report):
     _, rows = load_run(FIXTURE)
-    table = table_rows(section(report, "**Fastest form**", "**Accuracy"))
+    table = table_rows(section(report, "**Fastest form**", "**How close to the hardware**"))
     assert table[0] == ["backend (device)", *SIZES]
     assert [line[0] for line in table[2:]] == ["numpy (cpu)", "torch (cpu)"]
     for line in table[2:]:
