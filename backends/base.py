@@ -264,6 +264,25 @@ class DeviceTimer(ABC):
         """Wait for the bracketed work and return its duration in seconds."""
 
 
+class HostBackend(Backend):
+    """An adapter that computes on the host with NumPy arrays in and out.
+
+    Its calls return when the work is done, so there is nothing to wait for.
+    """
+
+    def device(self) -> str:
+        return "cpu"
+
+    def to_device(self, x: np.ndarray, dtype: str) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype))
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64)
+
+    def sync(self, result: Any) -> None:
+        return None
+
+
 def timed_first_call(fn: Callable[[], Any], sync: Callable[[Any], None]) -> tuple[Any, float]:
     """Run ``fn`` once, wait for it, and return (result, seconds)."""
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Availability, Backend, Built, CaseUnsupported, numpy_input_dtype, timed_first_call
+from backends.base import Availability, Built, CaseUnsupported, HostBackend, timed_first_call
 
 #: Fewest columns a task of the one-pass loop takes when rows are split.
 MIN_TILE = 16
@@ -108,7 +108,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     return _KERNELS
 
 
-class NumbaBackend(Backend):
+class NumbaBackend(HostBackend):
     name = "numba"
     module = "numba"
     extra = "numba"
@@ -123,9 +123,6 @@ class NumbaBackend(Backend):
             return Availability(False, "the numba backend compiles for the CPU only")
         return Availability(True)
 
-    def device(self) -> str:
-        return "cpu"
-
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
@@ -135,12 +132,6 @@ class NumbaBackend(Backend):
         if dtype not in ("float32", "float64"):
             return f"the numba backend compiles float32 and float64 loops, not {dtype}"
         return super().supports(form, dtype, precision)
-
-    def to_device(self, x: np.ndarray, dtype: str) -> np.ndarray:
-        return np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype))
-
-    def to_numpy(self, y: Any) -> np.ndarray:
-        return np.asarray(y, dtype=np.float64)
 
     def build(self, form: str, x: Any, precision: str) -> Built:
         reason = self.supports(form, str(x.dtype), precision)
@@ -155,10 +146,6 @@ class NumbaBackend(Backend):
 
         _, seconds = timed_first_call(call, self.sync)
         return Built(call, compile_s=seconds)
-
-    def sync(self, result: Any) -> None:
-        # Compiled calls return when the work is done.
-        return None
 
     def set_threads(self, n: int | None) -> int | None:
         import numba

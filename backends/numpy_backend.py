@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Availability, Backend, Built, CaseUnsupported, numpy_input_dtype
+from backends.base import Availability, Built, CaseUnsupported, HostBackend
 
 
 def loop(x: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ FORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(HostBackend):
     name = "numpy"
     module = "numpy"
     extra = "numpy"
@@ -96,9 +96,6 @@ class NumpyBackend(Backend):
             return Availability(False, "numpy runs on the CPU only")
         return Availability(True)
 
-    def device(self) -> str:
-        return "cpu"
-
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}
 
@@ -106,12 +103,6 @@ class NumpyBackend(Backend):
         if dtype == "bfloat16":
             return "numpy has no bfloat16 dtype"
         return super().supports(form, dtype, precision)
-
-    def to_device(self, x: np.ndarray, dtype: str) -> np.ndarray:
-        return np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype))
-
-    def to_numpy(self, y: Any) -> np.ndarray:
-        return np.asarray(y, dtype=np.float64)
 
     def build(self, form: str, x: Any, precision: str) -> Built:
         reason = self.supports(form, str(x.dtype), precision)
@@ -121,10 +112,6 @@ class NumpyBackend(Backend):
             return Built(lambda: chunked(x, self.chunk_block["cpu"]))
         impl = FORMS[form]
         return Built(lambda: impl(x))
-
-    def sync(self, result: Any) -> None:
-        # NumPy returns only when the work is done.
-        return None
 
     def set_threads(self, n: int | None) -> int | None:
         """Limit NumPy's BLAS pool through threadpoolctl (matrix forms use it)."""
