@@ -270,6 +270,11 @@ class HostBackend(Backend):
     Its calls return when the work is done, so there is nothing to wait for.
     """
 
+    def _device_availability(self) -> Availability:
+        if self.requested_device == "gpu":
+            return Availability(False, f"{self.name} runs on the CPU only")
+        return Availability(True)
+
     def device(self) -> str:
         return "cpu"
 
@@ -289,6 +294,22 @@ def timed_first_call(fn: Callable[[], Any], sync: Callable[[Any], None]) -> tupl
     out = fn()
     sync(out)
     return out, time.perf_counter() - t0
+
+
+def best_seconds(fn: Callable[[], Any], repeats: int, min_time: float = 0.0) -> float:
+    """Fastest timed call after one untimed warm-up: at least ``repeats`` calls and ``min_time`` seconds.
+
+    ``fn`` must return only when its work is done (wait for the device inside it).
+    """
+    fn()
+    best = float("inf")
+    calls, start = 0, time.perf_counter()
+    while calls < repeats or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        calls += 1
+    return best
 
 
 def flush_bytes(cache_bytes: int) -> int:

@@ -24,6 +24,7 @@ from backends.base import (
     Built,
     CaseUnsupported,
     Ceilings,
+    best_seconds,
     flush_bytes,
     matmul_key,
     numpy_input_dtype,
@@ -249,27 +250,20 @@ class JaxJitBackend(Backend):
         jax = _jax()
         import jax.numpy as jnp
 
-        def best(fn: Callable[..., Any], *args: Any) -> float:
-            fn(*args).block_until_ready()
-            seconds = float("inf")
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn(*args).block_until_ready()
-                seconds = min(seconds, time.perf_counter() - t0)
-            return seconds
-
         dev = self._device()
 
         def copy_seconds() -> float:
             src = jax.device_put(jnp.ones(GPU_COPY_BYTES // 4, dtype=jnp.float32), dev)
             # x + 1 reads and writes every element once, as a copy does; a bare
             # copy might be elided by XLA.
-            return best(jax.jit(lambda a: a + 1), src)
+            add_one = jax.jit(lambda a: a + 1)
+            return best_seconds(lambda: add_one(src).block_until_ready(), repeats)
 
         def matmul_seconds(n: int, dtype: str, precision: str) -> float:
             prec = jax.lax.Precision.HIGHEST if precision == "ieee" else jax.lax.Precision.DEFAULT
             a = jax.device_put(jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype=getattr(jnp, dtype)), dev)
-            return best(jax.jit(partial(jnp.matmul, precision=prec)), a, a)
+            matmul = jax.jit(partial(jnp.matmul, precision=prec))
+            return best_seconds(lambda: matmul(a, a).block_until_ready(), repeats)
 
         copy_gbs = 2 * GPU_COPY_BYTES / copy_seconds() / 1e9
         n = GPU_MATMUL_N

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Availability, Built, CaseUnsupported, HostBackend, timed_first_call
+from backends.base import Built, CaseUnsupported, HostBackend, timed_first_call
 
 #: Fewest columns a task of the one-pass loop takes when rows are split.
 MIN_TILE = 16
@@ -117,11 +117,6 @@ class NumbaBackend(HostBackend):
         "softmax": "matmul forms are left to the BLAS-backed backends",
         "chunked": "blocking is how array libraries vectorise a scan; the compiled cumsum loop needs none",
     }
-
-    def _device_availability(self) -> Availability:
-        if self.requested_device == "gpu":
-            return Availability(False, "the numba backend compiles for the CPU only")
-        return Availability(True)
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Availability, Built, CaseUnsupported, HostBackend
+from backends.base import Built, CaseUnsupported, HostBackend
 
 
 def loop(x: np.ndarray) -> np.ndarray:
@@ -90,11 +90,6 @@ class NumpyBackend(HostBackend):
     module = "numpy"
     extra = "numpy"
     chunk_block: ClassVar[dict[str, int]] = {"cpu": CHUNK_K}
-
-    def _device_availability(self) -> Availability:
-        if self.requested_device == "gpu":
-            return Availability(False, "numpy runs on the CPU only")
-        return Availability(True)
 
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}

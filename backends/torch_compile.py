@@ -93,7 +93,7 @@ class TorchCompileBackend(TorchEagerBackend):
         ):
             warm = self.to_device(np.zeros((1, 1, 1)), dtype)
             torch._dynamo.reset()
-            timed_first_call(lambda: torch.compile(FORMS["loop"], dynamic=False)(warm), self.sync)
+            self.sync(torch.compile(FORMS["loop"], dynamic=False)(warm))
             for steps in PROBE_STEPS:
                 x = self.to_device(np.zeros((1, steps, 1)), dtype)
                 self.build("loop", x, "ieee")

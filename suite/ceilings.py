@@ -20,15 +20,14 @@ import dataclasses
 import itertools
 import math
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backends.base import Ceilings, matmul_key
+from backends.base import Ceilings, best_seconds, matmul_key
 from suite.results import Row
 
 #: The device string of host rows (what CPU adapters report from ``device()``).
@@ -67,19 +66,6 @@ def last_level_cache_bytes() -> int:
 MIN_TIME_S = 0.1
 
 
-def best_seconds(fn: Callable[[], Any], repeats: int = REPEATS, min_time: float = MIN_TIME_S) -> float:
-    """Fastest timed call after one untimed warm-up: at least ``repeats`` calls and ``min_time`` seconds."""
-    fn()
-    best = math.inf
-    calls, start = 0, time.perf_counter()
-    while calls < repeats or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        calls += 1
-    return best
-
-
 def host_copy_gbs(nbytes: int | None = None, threads: int | None = None) -> tuple[float, int]:
     """Best copy rate of a buffer much larger than the last-level cache, and its size.
 
@@ -94,7 +80,7 @@ def host_copy_gbs(nbytes: int | None = None, threads: int | None = None) -> tupl
         nbytes = min(max(CACHE_MULTIPLE * last_level_cache_bytes(), MIN_COPY_BYTES), MAX_COPY_BYTES)
     src = np.ones(nbytes // 8, dtype=np.float64)
     dst = np.zeros_like(src)
-    seconds = best_seconds(lambda: np.copyto(dst, src))
+    seconds = best_seconds(lambda: np.copyto(dst, src), REPEATS, MIN_TIME_S)
     threads = threads or os.cpu_count() or 1
     if threads > 1:
         edges = np.linspace(0, src.size, threads + 1).astype(int)
@@ -105,7 +91,7 @@ def host_copy_gbs(nbytes: int | None = None, threads: int | None = None) -> tupl
                 for _ in pool.map(lambda s: np.copyto(dst[s], src[s]), parts):
                     pass
 
-            seconds = min(seconds, best_seconds(split_copy))
+            seconds = min(seconds, best_seconds(split_copy, REPEATS, MIN_TIME_S))
     return 2.0 * src.nbytes / seconds / 1e9, int(src.nbytes)
 
 
@@ -115,7 +101,7 @@ def host_matmul_gflops(dtype: str, n: int = 1024) -> float:
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty_like(a)
-    seconds = best_seconds(lambda: np.matmul(a, b, out=out))
+    seconds = best_seconds(lambda: np.matmul(a, b, out=out), REPEATS, MIN_TIME_S)
     return 2.0 * n**3 / seconds / 1e9
 
 
