@@ -27,6 +27,7 @@ from suite.reference import INPUT_KINDS
 from suite.report import format_seconds, write_report
 from suite.results import (
     CSV_NAME,
+    FAILED_STATUSES,
     JSON_NAME,
     REPORT_NAME,
     ResultsError,
@@ -34,6 +35,7 @@ from suite.results import (
     RowLog,
     load_run,
     read_csv_rows,
+    write_atomic,
     write_csv,
     write_json,
 )
@@ -453,7 +455,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted: {len(rows)} rows kept in {out}; continue with --resume", file=sys.stderr)
         return 130
     print(f"wrote {out / CSV_NAME}, {out / JSON_NAME}, {out / REPORT_NAME}")
-    bad = [r for r in rows if r.status in ("mismatch", "error", "timeout")]
+    bad = [r for r in rows if r.status in FAILED_STATUSES]
     for r in bad:
         print(f"{r.status}: {r.key}: {r.reason}", file=sys.stderr)
     return 1 if bad else 0
@@ -499,14 +501,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "mismatch", "skipped", "error", "timeout")}
     print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    return 1 if any(r.status in ("mismatch", "error", "timeout") for r in rows) else 0
+    return 1 if any(r.status in FAILED_STATUSES for r in rows) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    try:
-        meta, rows = load_run(args.results)
-    except ResultsError as e:
-        raise UsageError(str(e)) from None
+    meta, rows = _load(args.results)
     target = args.out or (args.results if args.results.is_dir() else args.results.parent) / REPORT_NAME
     if target.is_dir():
         target = target / REPORT_NAME
@@ -554,7 +553,6 @@ def _emit_comparison(comparison: Comparison, out: Path | None) -> int:
     import os
 
     from suite import compare
-    from suite.results import write_atomic
 
     markdown = compare.render_markdown(comparison)
     if out is not None:
@@ -585,7 +583,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from suite.export import export_text, timed_rows
-    from suite.results import write_atomic
 
     _, rows = _load(args.results)
     text = export_text(rows, args.format)
@@ -605,7 +602,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from suite import history
-    from suite.results import write_atomic
 
     config = _compare_config(args)
     try:

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from suite.report import format_seconds
-from suite.results import Row
+from suite.results import FAILED_STATUSES, Row
 from suite.scaling import exponent_changes
 
 #: Default regression threshold: a case must be more than this fraction slower.
@@ -71,8 +71,6 @@ DEFAULT_ALPHA = 0.01
 #: Bootstrap resamples for the ratio's confidence interval, and their seed.
 N_BOOT = 2000
 BOOT_SEED = 20240611
-#: Statuses that mean the case did not produce a checked result.
-FAILING = frozenset({"mismatch", "error", "timeout"})
 #: Verdicts that fail the gate.
 REGRESSIONS = ("broken", "slower")
 IMPROVEMENTS = ("fixed", "faster")
@@ -81,7 +79,6 @@ VERDICTS = ("broken", "slower", "fixed", "faster", "same", "new", "gone", "faili
 COMPARE_SCHEMA = "causal-bench/compare"
 COMPARE_VERSION = 1
 MD_NAME, CSV_NAME, JSON_NAME = "compare.md", "compare.csv", "compare.json"
-_Z95 = 1.959963984540054
 
 
 class CompareError(Exception):
@@ -367,12 +364,12 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
     if base is None or head is None:
         assert base or head
         return CaseComparison(key, "new" if base is None else "gone", base, head)
-    if head.status in FAILING and base.status not in FAILING:
+    if head.status in FAILED_STATUSES and base.status not in FAILED_STATUSES:
         return CaseComparison(key, "broken", base, head, note=f"{base.status} -> {head.status}: {head.reason}")
-    if base.status in FAILING:
+    if base.status in FAILED_STATUSES:
         if head.status == "ok":
             return CaseComparison(key, "fixed", base, head, note=f"{base.status} -> ok")
-        verdict = "failing" if head.status in FAILING else "skipped"
+        verdict = "failing" if head.status in FAILED_STATUSES else "skipped"
         return CaseComparison(key, verdict, base, head, note=f"{base.status} -> {head.status}: {head.reason}")
     if base.status != "ok" or head.status != "ok":
         side = "head" if head.status != "ok" else "base"

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.ceilings import from_metadata as ceilings_from_metadata
 from suite.forms import FORMS
 from suite.results import REPORT_NAME, STATUSES, Row, write_atomic
-from suite.scaling import Crossover, ScalingFit, find_crossovers, fit_scaling
+from suite.scaling import Crossover, GroupKey, ScalingFit, find_crossovers, fit_scaling
 
 #: The folder, beside the report, that holds its figures.
 PLOTS_DIR = "plots"
@@ -61,7 +62,7 @@ def _size(r: Row) -> str:
     return f"{r.B}x{r.T}x{r.C}"
 
 
-def _variant(r: Row) -> str:
+def _variant(r: Row | GroupKey) -> str:
     """Dtype, precision and input, where they differ from the plain float32 case."""
     parts = [r.dtype]
     if r.precision != "ieee":
@@ -197,14 +198,13 @@ def roofline_table(rows: Sequence[Row]) -> list[str]:
 def ceilings_line(meta: dict[str, Any]) -> str:
     """The ceilings measured at the start of the run, one clause per device."""
     stored = meta.get("ceilings")
-    if not isinstance(stored, dict) or not stored:
+    ceilings = ceilings_from_metadata(stored if isinstance(stored, dict) else None)
+    if not ceilings:
         return "No ceilings were measured in this run (`--no-ceilings`, or an older run)."
     parts = []
-    for device, c in stored.items():
-        if not isinstance(c, dict):
-            continue
-        rates = ", ".join(f"{k} {v:.3g}" for k, v in sorted((c.get("matmul_gflops") or {}).items()))
-        parts.append(f"{device}: copy {c.get('copy_gbs', math.nan):.3g} GB/s; matmul GFLOP/s {rates or '-'}")
+    for device, c in ceilings.items():
+        rates = ", ".join(f"{k} {v:.3g}" for k, v in sorted(c.matmul_gflops.items()))
+        parts.append(f"{device}: copy {c.copy_gbs:.3g} GB/s; matmul GFLOP/s {rates or '-'}")
     return "Ceilings measured at the start of the run: " + "; ".join(parts) + "."
 
 
@@ -266,7 +266,7 @@ def scaling_table(fits: Sequence[ScalingFit]) -> list[str]:
         [
             f"{f.key.backend} ({f.key.device or '?'})",
             f.key.form,
-            " ".join(p for p in (f.key.dtype, f.key.precision, f.key.input) if p not in ("ieee", "normal")),
+            _variant(f.key),
             f"{f.key.B}, {f.key.C}",
             f"{f.t_min}..{f.t_max} ({len(f.sizes)})",
             f.exponent(),
@@ -296,7 +296,7 @@ def crossover_table(crossings: Sequence[Crossover], empty: str = "No form overta
     body = [
         [
             c.key.form if by_backend else f"{c.key.backend} ({c.key.device or '?'})",
-            " ".join(p for p in (c.key.dtype, c.key.precision, c.key.input) if p not in ("ieee", "normal")),
+            _variant(c.key),
             f"{c.key.B}, {c.key.C}",
             c.faster_below,
             c.faster_above,

@@ -49,6 +49,8 @@ STATUSES: dict[str, str] = {
     "error": "the backend raised, or its worker process died (crash, out-of-memory kill)",
     "timeout": "the case ran past the per-case timeout and its worker was stopped",
 }
+#: Statuses that fail a run (exit status 1) and a comparison (``broken``).
+FAILED_STATUSES = frozenset({"mismatch", "error", "timeout"})
 
 
 class ResultsError(Exception):

@@ -350,7 +350,7 @@ def test_summary_shows_the_fastest_forms_fraction_of_its_ceiling():
         ok("torch", "matrix", LARGE, 1e-3, 1e-5, bound="compute", ceiling_frac=0.95, gflops=193.0),
         ok("torch", "cumsum", SMALL, 1e-6, 1e-8),  # no ceiling measured
     ]
-    meta = {"ceilings": {"cpu": {"copy_gbs": 30.76, "matmul_gflops": {"float32:ieee": 203.1}}}}
+    meta = {"ceilings": {"cpu": {"device": "cpu", "copy_gbs": 30.76, "matmul_gflops": {"float32:ieee": 203.1}}}}
     text = render(meta, rows)
     assert "Ceilings measured at the start of the run: cpu: copy 30.8 GB/s; matmul GFLOP/s float32:ieee 203." in text
     table = section(text, "**How close to the hardware**", "**Accuracy")
