@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from backends import REGISTRY, Backend, CaseUnsupported, get_backend
+from backends import REGISTRY, Backend, Built, CaseUnsupported, get_backend
 from backends.base import DTYPES, FORM_NAMES, PRECISIONS, Ceilings, numpy_input_dtype
 from suite import machine
 from suite.ceilings import annotate
@@ -34,6 +34,7 @@ from suite.forms import get_form
 from suite.reference import (
     FILE_INPUT,
     INPUT_KINDS,
+    Agreement,
     InputError,
     compare,
     load_input,
@@ -303,6 +304,60 @@ def cost_guard(case: Case, adapter: Backend, options: RunOptions) -> str | None:
     return None
 
 
+def unsupported(case: Case, adapter: Backend) -> str | None:
+    """Why ``adapter`` cannot run ``case`` as asked, or None."""
+    why = adapter.supports(case.form, case.dtype, case.precision)
+    if why is None and case.precision != "ieee" and not get_form(case.form).uses_matmul:
+        # The same computation as the ieee case: running it again would only add
+        # a duplicate row to the tables.
+        why = f"{case.precision} changes matmul forms only; {case.form} runs as ieee"
+    return why
+
+
+def guarded(case: Case, adapter: Backend, options: RunOptions) -> str | None:
+    """Why a guard refuses ``case`` (memory, compile time, run time), or None."""
+    for guard in (memory_guard, compile_guard, cost_guard):
+        why = guard(case, adapter, options)
+        if why:
+            return why
+    return None
+
+
+def skip_reason(case: Case, adapter: Backend, options: RunOptions) -> str | None:
+    """Why the suite would write ``case`` as a ``skipped`` row, or None to run it."""
+    return unsupported(case, adapter) or guarded(case, adapter, options)
+
+
+def case_input(case: Case, options: RunOptions) -> np.ndarray:
+    """The host input of ``case`` in its dtype: seeded, or the user's file; NaN/Inf refused."""
+    if case.input == FILE_INPUT:
+        if options.input_file is None:
+            raise InputError("a 'file' input case needs an input file")
+        x_host = load_input(options.input_file)
+    else:
+        x_host = make_input(case.shape, case.input, options.seed)
+    validate_input(x_host)
+    return x_host.astype(numpy_input_dtype(case.dtype))
+
+
+def build_and_check(
+    case: Case, adapter: Backend, x_host: np.ndarray, tol: float
+) -> tuple[Built, np.ndarray, Agreement]:
+    """Put ``x_host`` on the device, build the form, run it once: (built, reference, agreement).
+
+    The reference is computed from the input as the backend holds it, so input
+    rounding is never counted as the backend's error. The peak-memory window
+    starts after the input is on the device.
+    """
+    x = adapter.to_device(x_host, case.dtype)
+    ref = reference(adapter.to_numpy(x))
+    adapter.reset_peak_memory()
+    built = adapter.build(case.form, x, case.precision)
+    result = built.fn()
+    adapter.sync(result)
+    return built, ref, compare(adapter.to_numpy(result), ref, tol)
+
+
 def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | None = None) -> Row:
     """Check, then time, one case on an adapter living in this process."""
     start = time.perf_counter()
@@ -313,41 +368,19 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
 
     try:
         common["device"] = adapter.device()
-        why = adapter.supports(case.form, case.dtype, case.precision)
+        why = unsupported(case, adapter)
         if why:
             return done(status="skipped", reason=why)
         form = get_form(case.form)
-        if case.precision != "ieee" and not form.uses_matmul:
-            # The same computation as the ieee case: running it again would only
-            # add a duplicate row to the tables.
-            return done(
-                status="skipped", reason=f"{case.precision} changes matmul forms only; {case.form} runs as ieee"
-            )
         B, T, C = case.shape
         common["tol"] = tolerance(case.dtype, case.precision, T)
         common["flops"] = form.flops(B, T, C, ITEMSIZE[case.dtype])
         common["bytes"] = form.min_bytes(B, T, C, ITEMSIZE[case.dtype])
-        for guard in (memory_guard, compile_guard, cost_guard):
-            why = guard(case, adapter, options)
-            if why:
-                return done(status="skipped", reason=why)
+        why = guarded(case, adapter, options)
+        if why:
+            return done(status="skipped", reason=why)
 
-        if case.input == FILE_INPUT:
-            if options.input_file is None:
-                raise InputError("a 'file' input case needs an input file")
-            x_host = load_input(options.input_file)
-        else:
-            x_host = make_input(case.shape, case.input, options.seed)
-        validate_input(x_host)
-        x_host = x_host.astype(numpy_input_dtype(case.dtype))
-        x = adapter.to_device(x_host, case.dtype)
-        ref = reference(adapter.to_numpy(x))  # the input as the backend holds it
-        adapter.reset_peak_memory()
-        built = adapter.build(case.form, x, case.precision)
-        result = built.fn()
-        adapter.sync(result)
-        agreement = compare(adapter.to_numpy(result), ref, common["tol"])
-        del result
+        built, _, agreement = build_and_check(case, adapter, case_input(case, options), common["tol"])
         common.update(compile_s=built.compile_s, rel_err=agreement.rel_err, max_abs_err=agreement.max_abs_err)
         if not agreement.passed:
             return done(status="mismatch", reason=agreement.describe())

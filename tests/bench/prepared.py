@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 
 from backends import Backend, Built, CaseUnsupported
-from backends.base import numpy_input_dtype
-from suite.reference import Agreement, compare, make_input, reference, tolerance
-from suite.runner import PRESETS, Case, RunOptions, Shape, compile_guard, cost_guard, memory_guard
+from suite.reference import Agreement, compare, tolerance
+from suite.runner import PRESETS, Case, RunOptions, Shape, build_and_check, case_input, skip_reason
 from tests.conftest import adapter_or_skip
 
 #: Size lists (presets or BxTxC, comma separated) the benchmarks cover; the
@@ -95,20 +94,15 @@ def prepare(
     adapter = adapter_or_skip(backend)
     case = Case(backend, form, *shape, dtype=dtype, precision=precision, input=input)
     options = options or RunOptions()
-    why = adapter.supports(form, dtype, precision)
-    for guard in (memory_guard, compile_guard, cost_guard):
-        why = why or guard(case, adapter, options)
+    why = skip_reason(case, adapter, options)
     if why:
         pytest.skip(why)
-    x = adapter.to_device(make_input(shape, input).astype(numpy_input_dtype(dtype)), dtype)
-    ref = reference(adapter.to_numpy(x))
     try:
-        built = adapter.build(form, x, precision)
+        built, ref, agreement = build_and_check(
+            case, adapter, case_input(case, options), tolerance(dtype, precision, shape[1])
+        )
     except CaseUnsupported as e:
         pytest.skip(str(e))
-    result = built.fn()
-    adapter.sync(result)
-    agreement = compare(adapter.to_numpy(result), ref, tolerance(dtype, precision, shape[1]))
     if not agreement.passed:
         pytest.fail(f"{case.label()}: {agreement.describe()}; not timed")
     return PreparedCase(case, adapter, built, ref, agreement)
