@@ -32,13 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from suite import machine
 from suite.report import format_seconds
 from suite.results import CSV_NAME, JSON_NAME, ResultsError, Row, load_run, write_csv, write_json
-from suite.runner import Case
-from suite.timing import UNSTABLE_IQR, median_ci
+from suite.runner import Case, measurement_fields
+from suite.timing import Measurement
 
 SIDES = ("base", "head")
 
@@ -213,27 +211,16 @@ def merge_rows(rows: Sequence[Row]) -> Row:
         for r in rows:
             if r.status == status:
                 return r
-    samples = [s for r in rows for s in r.samples_s]
+    samples = tuple(float(s) for r in rows for s in r.samples_s)
     if not samples:
         return rows[0]
-    x = np.sort(np.asarray(samples, dtype=float))
-    median = float(np.median(x))
-    q1, q3 = np.percentile(x, [25, 75])
-    lo, hi = median_ci(x)
     first = rows[0]
+    m = Measurement(samples, first.calls_per_sample)
+    median = m.median
     return dataclasses.replace(
         first,
-        median_s=median,
-        iqr_s=float(q3 - q1),
-        min_s=float(x[0]),
-        mean_s=float(x.mean()),
-        std_s=float(x.std(ddof=1)) if len(x) > 1 else 0.0,
-        ci_low_s=lo,
-        ci_high_s=hi,
-        n_samples=len(x),
+        **measurement_fields(m),
         stop_reason=f"pooled from {len(rows)} rounds",
-        unstable=median > 0 and float(q3 - q1) / median > UNSTABLE_IQR,
-        samples_s=[float(s) for s in samples],
         gflops=first.flops / median / 1e9 if median > 0 else math.nan,
         gbs=first.bytes / median / 1e9 if median > 0 else math.nan,
         elapsed_s=sum(r.elapsed_s for r in rows if math.isfinite(r.elapsed_s)),

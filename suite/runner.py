@@ -44,7 +44,7 @@ from suite.reference import (
     validate_input,
 )
 from suite.results import Row, case_key
-from suite.timing import MIN_SAMPLES_HARD, Timer, TimerConfig
+from suite.timing import MIN_SAMPLES_HARD, Measurement, Timer, TimerConfig
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 
@@ -394,25 +394,15 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
             device_timer=adapter.device_timer,
             flush=adapter.flush_cache,
         ).measure()
-        lo, hi = m.ci
         cost_model(case).add(form.python_steps(B, T), common["flops"], m.median)
         return done(
             status="ok",
             reason="; ".join(filter(None, ["unstable: IQR/median above 10%" if m.unstable else "", built.notes])),
-            median_s=m.median,
-            iqr_s=m.iqr,
-            min_s=m.min,
-            mean_s=m.mean,
-            std_s=m.std,
-            ci_low_s=lo,
-            ci_high_s=hi,
-            n_samples=m.n,
+            **measurement_fields(m),
             calls_per_sample=m.calls_per_sample,
             stop_reason=m.stop_reason,
-            unstable=m.unstable,
             timer=m.timer,
             host_median_s=m.host_median,
-            samples_s=list(m.samples),
             gflops=common["flops"] / m.median / 1e9,
             gbs=common["bytes"] / m.median / 1e9,
             peak_mem_bytes=_nan_if_none(adapter.peak_memory()),
@@ -423,6 +413,23 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
         return done(status="error", reason=f"bad input: {e}")
     except Exception as e:  # a backend failure is a row, never a lost run
         return done(status="error", reason=_first_line(e))
+
+
+def measurement_fields(m: Measurement) -> dict[str, Any]:
+    """The row columns that hold a measurement's samples and their statistics."""
+    lo, hi = m.ci
+    return {
+        "median_s": m.median,
+        "iqr_s": m.iqr,
+        "min_s": m.min,
+        "mean_s": m.mean,
+        "std_s": m.std,
+        "ci_low_s": lo,
+        "ci_high_s": hi,
+        "n_samples": m.n,
+        "unstable": m.unstable,
+        "samples_s": list(m.samples),
+    }
 
 
 def _nan_if_none(v: int | None) -> float:
