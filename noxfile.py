@@ -8,8 +8,10 @@ nox.options.sessions = ["tests", "lint"]
 nox.options.default_venv_backend = "venv"  # pip, which finds the pinned CPU torch on disk
 
 PYTHON = "3.11"
-# Pinned here as in pyproject: a newer or unpinned torch pulls a multi-GB CUDA build.
-TORCH = "torch==2.13.0"
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The torch pin, read from pyproject's `torch` extra (written once): installed first and
+# on its own so pip takes the CPU build on disk; a newer or unpinned torch pulls a CUDA build.
+TORCH = next(d for d in PYPROJECT["project"]["optional-dependencies"]["torch"] if d.startswith("torch=="))
 # Everything `.[all]` installs must run: a broken install fails the tests, never skips them.
 ALL_BACKENDS = "numpy,torch,torch-compile,jax,numba"
 

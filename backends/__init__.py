@@ -2,7 +2,9 @@
 
 Importing this package imports no framework: each adapter imports its framework
 when first used. ``REGISTRY`` maps CLI names to adapter classes; adding a backend
-is one module and one entry here.
+is one module and one entry here, or one ``CAUSAL_BENCH_BACKENDS`` plugin entry.
+Each adapter declares the forms it implements (``Backend.forms``), so a new
+backend may bring a form name no other backend knows.
 """
 
 from __future__ import annotations
@@ -10,16 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from backends.base import (
-    DEVICES,
-    DTYPES,
-    FORM_NAMES,
-    PRECISIONS,
-    Availability,
-    Backend,
-    Built,
-    CaseUnsupported,
-)
+from backends.base import DEVICES, DTYPES, PRECISIONS, Availability, Backend, Built, CaseUnsupported
 from backends.jax_jit import JaxJitBackend
 from backends.numba_backend import NumbaBackend
 from backends.numpy_backend import NumpyBackend
@@ -59,7 +52,6 @@ def get_backend(name: str, device: str = "auto") -> Backend:
 __all__ = [
     "DEVICES",
     "DTYPES",
-    "FORM_NAMES",
     "PRECISIONS",
     "REGISTRY",
     "Availability",

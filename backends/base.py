@@ -1,27 +1,20 @@
-"""The contract every backend adapter fulfils, plus helpers the adapters share.
+"""The contract every backend adapter fulfils, and nothing else.
 
-The harness in ``suite`` never imports a framework: it hands an adapter a NumPy
+The harness in ``suite`` never imports a framework: it hands an adapter a device
 array and a form name, gets back a ready-to-run callable, and asks the adapter to
-wait for its device. Everything framework-specific lives behind this interface.
-
-Adapters import their framework inside methods (never at module top) so that
-``import backends`` works with NumPy alone.
+wait for its device. Everything framework-specific lives behind this interface;
+helpers the adapters share live in ``backends._common`` and ``backends._cuda``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-
-#: The form names every backend is asked about. Their definitions and cost models
-#: live in ``suite.forms``; this tuple only fixes the vocabulary both sides share.
-FORM_NAMES: tuple[str, ...] = ("loop", "matrix", "softmax", "cumsum", "chunked")
 
 #: Dtypes the suite knows. bfloat16 has no NumPy dtype; adapters that support it
 #: convert on their device.
@@ -85,67 +78,41 @@ class Built:
     notes: str = ""
 
 
-@dataclass
-class CompileModel:
-    """A fitted model of compile seconds against the number of unrolled steps.
+class DeviceTimer(ABC):
+    """Brackets a block of device work and reports its device-side duration."""
 
-    ``seconds = a * steps ** k`` fitted in log-log space by least squares on the
-    compile times actually measured in this process; ``k`` is floored at 1 because
-    unrolled graphs never compile faster than linearly in their length.
-    """
+    @abstractmethod
+    def start(self) -> None: ...
 
-    points: list[tuple[int, float]] = field(default_factory=list)
-
-    def add(self, steps: int, seconds: float) -> None:
-        self.points.append((steps, seconds))
-
-    def distinct_steps(self) -> int:
-        return len({s for s, _ in self.points})
-
-    def fit(self) -> tuple[float, float]:
-        """Return (a, k) for ``seconds = a * steps**k``."""
-        pts = [(s, t) for s, t in self.points if s > 0 and t > 0]
-        if len({s for s, _ in pts}) < 2:
-            raise ValueError("need compile times at two or more sizes to fit")
-        logs = np.log(np.array([s for s, _ in pts], dtype=float))
-        logt = np.log(np.array([t for _, t in pts], dtype=float))
-        k, log_a = np.polyfit(logs, logt, 1)
-        k = max(float(k), 1.0)
-        # Refit the intercept with the floored slope so the line still passes the data.
-        log_a = float(np.mean(logt - k * logs))
-        return float(np.exp(log_a)), k
-
-    def predict(self, steps: int) -> float:
-        a, k = self.fit()
-        return float(a * steps**k)
-
-    def describe(self) -> str:
-        a, k = self.fit()
-        n = len(self.points)
-        return f"fit {a:.3g} s * steps^{k:.2f} from {n} measured compiles"
+    @abstractmethod
+    def stop(self) -> float:
+        """Wait for the bracketed work and return its duration in seconds."""
 
 
 class Backend(ABC):
     """One framework (and device) that computes the causal-averaging forms.
 
     Subclasses set ``name`` (the CLI name), ``module`` (the import that must
-    succeed) and ``extra`` (the pip extra that installs it), and implement the
-    abstract methods. Instances are cheap; nothing is imported until asked.
+    succeed), ``extra`` (the pip extra that installs it) and ``forms``, and
+    implement the abstract methods. Instances are cheap; nothing is imported
+    until asked: adapters import their framework inside methods, never at module
+    top, so that ``import backends`` works with NumPy alone.
     """
 
     name: ClassVar[str]
     module: ClassVar[str]
     extra: ClassVar[str]
+    #: The forms this adapter computes, by name, each with what computes it in the
+    #: adapter's own terms (read by its :meth:`_build`). An open set: an adapter may
+    #: implement a form no other backend knows.
+    forms: ClassVar[Mapping[str, Callable[..., Any]]]
     #: Forms this adapter does not implement, each with the reason a skipped row shows.
     unimplemented_forms: ClassVar[Mapping[str, str]] = {}
-    #: Forms whose cost grows with compile time (unrolled loops) have a model.
-    compile_models: dict[str, CompileModel]
 
     def __init__(self, device: str = "auto") -> None:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
         self.requested_device = device
-        self.compile_models = {}
 
     # -- discovery -------------------------------------------------------------
     def availability(self) -> Availability:
@@ -178,13 +145,27 @@ class Backend(ABC):
     def to_numpy(self, y: Any) -> np.ndarray:
         """Copy a device result back as a float64 NumPy array."""
 
+    def dtype_name(self, x: Any) -> str:
+        """The suite's name (one of ``DTYPES``) for the dtype of device array ``x``."""
+        return str(x.dtype)
+
     # -- compute -----------------------------------------------------------------
-    @abstractmethod
     def build(self, form: str, x: Any, precision: str) -> Built:
         """Return a ready callable for ``form`` on device input ``x``.
 
+        Raises :class:`CaseUnsupported` with :meth:`supports`' reason for a
+        combination this backend cannot run; otherwise the adapter's :meth:`_build`.
+        """
+        reason = self.supports(form, self.dtype_name(x), precision)
+        if reason:
+            raise CaseUnsupported(reason)
+        return self._build(form, x, precision)
+
+    @abstractmethod
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        """The computation of a supported ``form`` on ``x``, ready to call.
+
         Any compile or trace step is done here and timed into ``Built.compile_s``.
-        Raise :class:`CaseUnsupported` for combinations this backend cannot run.
         """
 
     @abstractmethod
@@ -193,10 +174,10 @@ class Backend(ABC):
 
     def supports(self, form: str, dtype: str, precision: str) -> str | None:
         """Return None when the combination can run, else the reason it cannot."""
-        if form not in FORM_NAMES:
-            return f"{self.name} does not implement form {form!r}"
         if form in self.unimplemented_forms:
             return f"{self.name} does not implement {form}: {self.unimplemented_forms[form]}"
+        if form not in self.forms:
+            return f"{self.name} does not implement form {form!r}"
         if precision == "tf32":
             if dtype != "float32":
                 return "tf32 applies to float32 only"
@@ -251,83 +232,3 @@ class Backend(ABC):
         dtype and precision mode on the device, in well under a second.
         """
         return None
-
-
-class DeviceTimer(ABC):
-    """Brackets a block of device work and reports its device-side duration."""
-
-    @abstractmethod
-    def start(self) -> None: ...
-
-    @abstractmethod
-    def stop(self) -> float:
-        """Wait for the bracketed work and return its duration in seconds."""
-
-
-class HostBackend(Backend):
-    """An adapter that computes on the host with NumPy arrays in and out.
-
-    Its calls return when the work is done, so there is nothing to wait for.
-    """
-
-    def _device_availability(self) -> Availability:
-        if self.requested_device == "gpu":
-            return Availability(False, f"{self.name} runs on the CPU only")
-        return Availability(True)
-
-    def device(self) -> str:
-        return "cpu"
-
-    def to_device(self, x: np.ndarray, dtype: str) -> np.ndarray:
-        return np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype))
-
-    def to_numpy(self, y: Any) -> np.ndarray:
-        return np.asarray(y, dtype=np.float64)
-
-    def sync(self, result: Any) -> None:
-        return None
-
-
-def timed_first_call(fn: Callable[[], Any], sync: Callable[[Any], None]) -> tuple[Any, float]:
-    """Run ``fn`` once, wait for it, and return (result, seconds)."""
-    t0 = time.perf_counter()
-    out = fn()
-    sync(out)
-    return out, time.perf_counter() - t0
-
-
-def best_seconds(fn: Callable[[], Any], repeats: int, min_time: float = 0.0) -> float:
-    """Fastest timed call after one untimed warm-up: at least ``repeats`` calls and ``min_time`` seconds.
-
-    ``fn`` must return only when its work is done (wait for the device inside it).
-    """
-    fn()
-    best = float("inf")
-    calls, start = 0, time.perf_counter()
-    while calls < repeats or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        calls += 1
-    return best
-
-
-def flush_bytes(cache_bytes: int) -> int:
-    """Bytes to write so that nothing a call left in a cache of ``cache_bytes`` survives.
-
-    Twice the cache (replacement is not strictly LRU), and at least 1 MiB for a
-    device that reports no cache size. ``triton.testing.do_bench`` writes 256 MB
-    whatever the device; sizing by the cache keeps the flush itself short.
-    """
-    return max(2 * cache_bytes, 1 << 20)
-
-
-def numpy_input_dtype(dtype: str) -> np.dtype[Any]:
-    """The NumPy dtype an input travels as before the adapter casts it on device."""
-    # bfloat16 travels as float32 and is rounded on the device.
-    return np.dtype("float32" if dtype == "bfloat16" else dtype)
-
-
-def dtype_table(module: Any, names: Mapping[str, str]) -> dict[str, Any]:
-    """Map suite dtype names to a framework's dtype objects (``module.float32`` ...)."""
-    return {k: getattr(module, v) for k, v in names.items()}

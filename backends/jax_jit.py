@@ -12,45 +12,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Mapping
+from functools import cached_property, partial
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import (
-    Availability,
-    Backend,
-    Built,
-    CaseUnsupported,
-    Ceilings,
-    best_seconds,
-    flush_bytes,
-    matmul_key,
-    numpy_input_dtype,
-)
+from backends._common import best_seconds, flush_bytes, forms_table, numpy_input_dtype
+from backends._cuda import CEILING_REPEATS, GPU_MATMUL_MODES, WALL_COPY_BYTES, gpu_ceilings, lax_precision
+from backends.base import Availability, Backend, Built, CaseUnsupported, Ceilings
 
-#: Matmul ceilings measured on a GPU: (dtype, precision mode). ``ieee`` asks for
-#: Precision.HIGHEST; ``tf32`` keeps JAX's default. float64 would need x64 mode.
-GPU_MATMUL_MODES: tuple[tuple[str, str], ...] = (
-    ("float32", "ieee"),
-    ("float32", "tf32"),
-    ("bfloat16", "ieee"),
-    ("float16", "ieee"),
-)
-GPU_MATMUL_N = 8192
-#: 1 GiB: large beside the L2, and long enough (~0.7 ms on an H100) that host
-#: dispatch stays a few percent of the time.
-GPU_COPY_BYTES = 1 << 30
-
-
-def _jax() -> Any:
-    # JAX grabs 75% of a GPU's memory when it starts unless told not to; the torch
-    # backends may share the GPU in the same run, so allocate on demand.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    import jax
-
-    return jax
+#: Matmul ceilings measured on a GPU; float64 would need x64 mode.
+JAX_MATMUL_MODES = tuple(m for m in GPU_MATMUL_MODES if m[0] != "float64")
 
 
 def loop(x: Any, precision: Any = None) -> Any:
@@ -123,26 +96,23 @@ def chunked(x: Any, precision: Any = None, block: int = 32) -> Any:
     return out / jnp.arange(1, T + 1, dtype=x.dtype).reshape(1, T, 1)
 
 
-FORMS: dict[str, Callable[..., Any]] = {
-    "loop": loop,
-    "matrix": matrix,
-    "softmax": softmax,
-    "cumsum": cumsum,
-    "chunked": chunked,
-}
-
-
 class JaxJitBackend(Backend):
     name = "jax"
     module = "jax"
     extra = "jax"
-    #: Block size of the chunked form per platform. CPU: chosen with
-    #: scripts/chunk_block_size.py at 8x1024x256 float32 on the project's 2-core
-    #: CPU, three runs on a shared machine, median ms for K = 8/16/32/64/128:
-    #:   4.58/4.55/3.86/3.93/5.44,  8.00/9.33/8.11/7.61/9.43,  7.14/7.13/7.40/6.63/9.29.
-    #: K = 32 and 64 are within noise of each other; 32 matches the other CPU
-    #: backends. GPU: not measured (no GPU at hand); 64 as for torch on CUDA.
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = forms_table(loop, matrix, softmax, cumsum, chunked)
+    #: Block size of the chunked form per platform: results/tuning/chunk_block.md.
     chunk_block: ClassVar[dict[str, int]] = {"cpu": 32, "gpu": 64}
+
+    @cached_property
+    def jax(self) -> Any:
+        """jax, imported on first use."""
+        # JAX grabs 75% of a GPU's memory when it starts unless told not to; the torch
+        # backends may share the GPU in the same run, so allocate on demand.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        import jax
+
+        return jax
 
     def _device_availability(self) -> Availability:
         if self.requested_device == "gpu" and not self._gpus():
@@ -151,12 +121,12 @@ class JaxJitBackend(Backend):
 
     def _gpus(self) -> list[Any]:
         try:
-            return list(_jax().devices("gpu"))
+            return list(self.jax.devices("gpu"))
         except RuntimeError:
             return []
 
     def _device(self) -> Any:
-        jax = _jax()
+        jax = self.jax
         if self.requested_device != "cpu":
             gpus = self._gpus()
             if gpus:
@@ -177,10 +147,10 @@ class JaxJitBackend(Backend):
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        return {"jax": str(_jax().__version__), "jaxlib": version("jaxlib")}
+        return {"jax": str(self.jax.__version__), "jaxlib": version("jaxlib")}
 
     def to_device(self, x: np.ndarray, dtype: str) -> Any:
-        jax = _jax()
+        jax = self.jax
         import jax.numpy as jnp
 
         if dtype == "float64":
@@ -196,17 +166,11 @@ class JaxJitBackend(Backend):
     def to_numpy(self, y: Any) -> np.ndarray:
         return np.asarray(y, dtype=np.float64)
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        jax = _jax()
-        reason = self.supports(form, str(x.dtype), precision)
-        if reason:
-            raise CaseUnsupported(reason)
-        # HIGHEST is IEEE float32 on every platform; DEFAULT is TF32 on recent GPUs.
-        prec = jax.lax.Precision.HIGHEST if precision == "ieee" else jax.lax.Precision.DEFAULT
-        impl = FORMS[form]
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        impl = self.forms[form]
         if form == "chunked":
-            impl = partial(chunked, block=self.chunk_block[self._device().platform])
-        fn = jax.jit(partial(impl, precision=prec))
+            impl = partial(impl, block=self.chunk_block[self._device().platform])
+        fn = self.jax.jit(partial(impl, precision=lax_precision(precision)))
         t0 = time.perf_counter()
         compiled = fn.lower(x).compile()
         compile_s = time.perf_counter() - t0
@@ -239,41 +203,37 @@ class JaxJitBackend(Backend):
         a dispatch (tens of microseconds), so the buffers are large enough that
         it stays a few percent. Measured once per adapter.
         """
-        if not self.is_gpu():
-            return None
-        cached: Ceilings | None = getattr(self, "_ceilings", None)
-        if cached is None:
-            cached = self._ceilings = self._measure_gpu_ceilings()
-        return cached
+        return self._gpu_ceilings if self.is_gpu() else None
 
-    def _measure_gpu_ceilings(self, repeats: int = 5) -> Ceilings:
-        jax = _jax()
+    @cached_property
+    def _gpu_ceilings(self) -> Ceilings:
+        jax = self.jax
         import jax.numpy as jnp
 
         dev = self._device()
 
         def copy_seconds() -> float:
-            src = jax.device_put(jnp.ones(GPU_COPY_BYTES // 4, dtype=jnp.float32), dev)
+            src = jax.device_put(jnp.ones(WALL_COPY_BYTES // 4, dtype=jnp.float32), dev)
             # x + 1 reads and writes every element once, as a copy does; a bare
             # copy might be elided by XLA.
             add_one = jax.jit(lambda a: a + 1)
-            return best_seconds(lambda: add_one(src).block_until_ready(), repeats)
+            return best_seconds(lambda: add_one(src).block_until_ready(), CEILING_REPEATS)
 
         def matmul_seconds(n: int, dtype: str, precision: str) -> float:
-            prec = jax.lax.Precision.HIGHEST if precision == "ieee" else jax.lax.Precision.DEFAULT
             a = jax.device_put(jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype=getattr(jnp, dtype)), dev)
-            matmul = jax.jit(partial(jnp.matmul, precision=prec))
-            return best_seconds(lambda: matmul(a, a).block_until_ready(), repeats)
+            matmul = jax.jit(partial(jnp.matmul, precision=lax_precision(precision)))
+            return best_seconds(lambda: matmul(a, a).block_until_ready(), CEILING_REPEATS)
 
-        copy_gbs = 2 * GPU_COPY_BYTES / copy_seconds() / 1e9
-        n = GPU_MATMUL_N
-        rates = {matmul_key(d, p): 2.0 * n**3 / matmul_seconds(n, d, p) / 1e9 for d, p in GPU_MATMUL_MODES}
-        return Ceilings(
+        return gpu_ceilings(
             device=self.device(),
-            copy_gbs=copy_gbs,
-            matmul_gflops=rates,
             measured_by="jax",
-            notes=f"x + 1 over {GPU_COPY_BYTES >> 20} MiB and {n}^3 matmuls, wall time, best of {repeats}",
+            copy_op="x + 1 over",
+            copy_bytes=WALL_COPY_BYTES,
+            copy_seconds=copy_seconds,
+            matmul_seconds=matmul_seconds,
+            modes=JAX_MATMUL_MODES,
+            clock="wall time",
+            repeats=CEILING_REPEATS,
         )
 
     def _memory_stats(self) -> dict[str, int]:

@@ -26,11 +26,15 @@ first call is timed into ``Built.compile_s``. Threads are numba's own pool
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Built, CaseUnsupported, HostBackend, timed_first_call
+from backends._common import HostBackend, timed_first_call
+from backends.base import Built
+
+Kernel = Callable[[np.ndarray, np.ndarray], None]
 
 #: Fewest columns a task of the one-pass loop takes when rows are split.
 MIN_TILE = 16
@@ -40,21 +44,16 @@ def column_tile(B: int, C: int, threads: int) -> int:
     """Columns per task of the one-pass loop: whole rows unless B leaves threads idle.
 
     A task that owns whole rows streams x[b] and out[b] front to back, which the
-    prefetchers like best: at 8x4096x1024 float32 on the project's 2-core CPU,
-    whole rows ran at 36 GB/s against 15 GB/s for 256-column tiles. When B is
-    smaller than the thread count the rows are split so every thread has work.
+    prefetchers like best (measured: results/tuning/numba_column_tile.md). When B
+    is smaller than the thread count the rows are split so every thread has work.
     """
     splits = max(1, min(-(-threads // B), C // MIN_TILE))
     return -(-C // splits)
 
 
-_KERNELS: dict[str, Callable[..., Any]] = {}
-
-
-def _kernels() -> dict[str, Callable[..., Any]]:
-    """Compile-on-first-call dispatchers, created once per process."""
-    if _KERNELS:
-        return _KERNELS
+@cache
+def running_mean_kernel() -> Kernel:
+    """The ``cumsum`` form's one-pass loop, ``kernel(x, out)``; made once per process."""
     import numba
     from numba import prange
 
@@ -79,6 +78,15 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     acc[c] = a
                     orow[c] = a * inv
 
+    compiled = _njit(running_mean)
+    return lambda x, out: compiled(x, out, column_tile(x.shape[0], x.shape[2], numba.get_num_threads()))
+
+
+@cache
+def double_loop_kernel() -> Kernel:
+    """The ``loop`` form's double loop, ``kernel(x, out)``; made once per process."""
+    from numba import prange
+
     def double_loop(x: Any, out: Any) -> None:
         B, T, C = x.shape
         for b in prange(B):
@@ -95,17 +103,20 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 for c in range(C):
                     orow[c] = acc[c] / (t + 1)
 
-    # njit called, not used as a decorator: without numba installed mypy would see an
-    # untyped decorator. parallel=True turns prange into threads; no on-disk cache, so
-    # the first call of a process compiles and build() can time it.
-    compile_ = numba.njit(parallel=True, cache=False)
-    running_mean = compile_(running_mean)
-    double_loop = compile_(double_loop)
-    _KERNELS["cumsum"] = lambda x, out: running_mean(
-        x, out, column_tile(x.shape[0], x.shape[2], numba.get_num_threads())
-    )
-    _KERNELS["loop"] = double_loop
-    return _KERNELS
+    compiled: Kernel = _njit(double_loop)
+    return compiled
+
+
+def _njit(fn: Callable[..., None]) -> Any:
+    """A compile-on-first-call dispatcher of ``fn``.
+
+    njit called, not used as a decorator: without numba installed mypy would see an
+    untyped decorator. parallel=True turns prange into threads; no on-disk cache, so
+    the first call of a process compiles and the build can time it.
+    """
+    import numba
+
+    return numba.njit(parallel=True, cache=False)(fn)
 
 
 class NumbaBackend(HostBackend):
@@ -117,6 +128,8 @@ class NumbaBackend(HostBackend):
         "softmax": "matmul forms are left to the BLAS-backed backends",
         "chunked": "blocking is how array libraries vectorise a scan; the compiled cumsum loop needs none",
     }
+    #: Each form's kernel maker: ``maker()(x, out)`` computes the form into ``out``.
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = {"cumsum": running_mean_kernel, "loop": double_loop_kernel}
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -128,11 +141,8 @@ class NumbaBackend(HostBackend):
             return f"the numba backend compiles float32 and float64 loops, not {dtype}"
         return super().supports(form, dtype, precision)
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        reason = self.supports(form, str(x.dtype), precision)
-        if reason:
-            raise CaseUnsupported(reason)
-        kernel = _kernels()[form]
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        kernel = self.forms[form]()
 
         def call() -> np.ndarray:
             out: np.ndarray = np.empty_like(x)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Built, CaseUnsupported, HostBackend
+from backends._common import HostBackend, forms_table
+from backends.base import Built
 
 
 def loop(x: np.ndarray) -> np.ndarray:
@@ -44,13 +46,7 @@ def cumsum(x: np.ndarray) -> np.ndarray:
     return np.cumsum(x, axis=1) / counts
 
 
-#: Block size of the chunked form, chosen by measurement: scripts/chunk_block_size.py
-#: at 8x1024x256 float32 on the project's 2-core CPU (AMD EPYC, OpenBLAS), three
-#: runs on a shared machine, median ms for K = 8/16/32/64/128:
-#:   5.24/4.15/3.11/3.94/5.20,  5.80/4.33/3.42/13.1/7.87,  5.23/4.46/3.49/13.8/13.4.
-#: K = 32 won every run. Smaller blocks pay for more block totals and BLAS calls
-#: (one (K, K) @ (K, C) call per block); larger ones for the 2K FLOP per element
-#: of the triangular matmul.
+#: Block size of the chunked form, chosen by measurement: results/tuning/chunk_block.md.
 CHUNK_K = 32
 
 
@@ -76,19 +72,11 @@ def chunked(x: np.ndarray, block: int = CHUNK_K) -> np.ndarray:
     return out
 
 
-FORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "loop": loop,
-    "matrix": matrix,
-    "softmax": softmax,
-    "cumsum": cumsum,
-    "chunked": chunked,
-}
-
-
 class NumpyBackend(HostBackend):
     name = "numpy"
     module = "numpy"
     extra = "numpy"
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = forms_table(loop, matrix, softmax, cumsum, chunked)
     chunk_block: ClassVar[dict[str, int]] = {"cpu": CHUNK_K}
 
     def versions(self) -> dict[str, str]:
@@ -99,13 +87,10 @@ class NumpyBackend(HostBackend):
             return "numpy has no bfloat16 dtype"
         return super().supports(form, dtype, precision)
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        reason = self.supports(form, str(x.dtype), precision)
-        if reason:
-            raise CaseUnsupported(reason)
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        impl = self.forms[form]
         if form == "chunked":
-            return Built(lambda: chunked(x, self.chunk_block["cpu"]))
-        impl = FORMS[form]
+            impl = partial(impl, block=self.chunk_block["cpu"])
         return Built(lambda: impl(x))
 
     def set_threads(self, n: int | None) -> int | None:

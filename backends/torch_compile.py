@@ -15,14 +15,14 @@ from __future__ import annotations
 import shutil
 from typing import Any, ClassVar
 
-from backends.base import Availability, Built, CompileModel, timed_first_call
-from backends.torch_eager import FORMS, TorchEagerBackend
+from backends._common import CompileModel, timed_first_call
+from backends.base import Availability, Built
+from backends.torch_eager import TorchEagerBackend
 
 #: Step counts compiled to seed the loop's compile-time model when this process
 #: has not yet measured two sizes, after one unrecorded warm-up compile (the first
-#: compile of a process pays one-off costs that would hide the growth). Measured
-#: cold on the 2-core CPU: about 0.15 s per step on top of about 1 s, so steps of 8
-#: and 32 cost a few seconds and already show the per-step term.
+#: compile of a process pays one-off costs that would hide the growth). Why these
+#: two: results/tuning/compile_probe.md.
 PROBE_STEPS: tuple[int, ...] = (8, 32)
 
 
@@ -30,13 +30,13 @@ class TorchCompileBackend(TorchEagerBackend):
     name = "torch-compile"
     module = "torch"
     extra = "torch"
-    #: Block size of the chunked form. CPU: chosen with scripts/chunk_block_size.py
-    #: at 8x1024x256 float32 on the project's 2-core CPU, three runs on a shared
-    #: machine, median ms for K = 8/16/32/64/128:
-    #:   1.89/1.54/1.66/2.47/4.10,  23.7/17.7/35.8/24.7/7.14,  6.86/5.99/6.72/24.2/12.4.
-    #: K = 16 was fastest in the two runs not swamped by other load. CUDA: not
-    #: measured (no GPU at hand), as for torch eager.
+    #: Block size of the chunked form per device type: results/tuning/chunk_block.md.
     chunk_block: ClassVar[dict[str, int]] = {"cpu": 16, "cuda": 64}
+
+    def __init__(self, device: str = "auto") -> None:
+        super().__init__(device)
+        #: Compile-time models of the forms whose compile grows with the shape (the unrolled loop).
+        self.compile_models: dict[str, CompileModel] = {}
 
     def _device_availability(self) -> Availability:
         base = super()._device_availability()
@@ -46,9 +46,9 @@ class TorchCompileBackend(TorchEagerBackend):
             return Availability(False, "TorchInductor needs a C++ compiler on the CPU: install g++")
         return base
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        torch = self._torch()
-        impl = self._prepare(form, x, precision)
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        torch = self.torch
+        impl = self._prepare(form, precision)
         torch._dynamo.reset()
         compiled = torch.compile(impl, dynamic=False)
         hits = _cache_hits()
@@ -83,8 +83,8 @@ class TorchCompileBackend(TorchEagerBackend):
 
     def _probe_loop(self, dtype: str) -> None:
         import numpy as np
-        import torch
 
+        torch = self.torch
         # Probes compile cold: with the graph caches on, a probe that an earlier run
         # already compiled would come back in milliseconds and teach the model nothing.
         with (
@@ -93,7 +93,7 @@ class TorchCompileBackend(TorchEagerBackend):
         ):
             warm = self.to_device(np.zeros((1, 1, 1)), dtype)
             torch._dynamo.reset()
-            self.sync(torch.compile(FORMS["loop"], dynamic=False)(warm))
+            self.sync(torch.compile(self.forms["loop"], dynamic=False)(warm))
             for steps in PROBE_STEPS:
                 x = self.to_device(np.zeros((1, steps, 1)), dtype)
                 self.build("loop", x, "ieee")

@@ -7,34 +7,28 @@ differ only in compilation.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Mapping
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from backends.base import (
-    Availability,
-    Backend,
-    Built,
-    CaseUnsupported,
-    Ceilings,
-    DeviceTimer,
-    flush_bytes,
-    matmul_key,
-    numpy_input_dtype,
+from backends._common import flush_bytes, forms_table, numpy_input_dtype
+from backends._cuda import (
+    CEILING_REPEATS,
+    EVENT_COPY_BYTES,
+    GPU_MATMUL_MODES,
+    CudaEventTimer,
+    event_seconds,
+    gpu_ceilings,
+    set_matmul_precision,
+    torch_dtype,
+    torch_dtype_name,
 )
+from backends.base import Availability, Backend, Built, CaseUnsupported, Ceilings, DeviceTimer
 
 if TYPE_CHECKING:
     import torch
-
-_TORCH_DTYPES = {
-    "float32": "float32",
-    "float64": "float64",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-}
 
 
 def loop(x: torch.Tensor) -> torch.Tensor:
@@ -100,64 +94,23 @@ def chunked(x: torch.Tensor, block: int = 32) -> torch.Tensor:
     return sums.reshape(B, nb * K, C)[:, :T] / counts
 
 
-FORMS: dict[str, Callable[[Any], Any]] = {
-    "loop": loop,
-    "matrix": matrix,
-    "softmax": softmax,
-    "cumsum": cumsum,
-    "chunked": chunked,
-}
-
-
-class _CudaEventTimer(DeviceTimer):
-    def __init__(self) -> None:
-        import torch
-
-        self._start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-        self._end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-
-    def start(self) -> None:
-        self._start.record()
-
-    def stop(self) -> float:
-        self._end.record()
-        self._end.synchronize()
-        return float(self._start.elapsed_time(self._end)) / 1e3
-
-
-def set_matmul_precision(precision: str) -> None:
-    """Make float32 matmuls IEEE or TF32, with the knob this torch version has."""
-    import torch
-
-    tf32 = precision == "tf32"
-    matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):
-        # torch >= 2.9: the new per-backend API; mixing it with allow_tf32 warns.
-        matmul.fp32_precision = "tf32" if tf32 else "ieee"
-    else:  # pragma: no cover - older torch
-        matmul.allow_tf32 = tf32
-
-
 class TorchEagerBackend(Backend):
     name = "torch"
     module = "torch"
     extra = "torch"
-    #: Block size of the chunked form per device type. CPU: chosen with
-    #: scripts/chunk_block_size.py at 8x1024x256 float32 on the project's 2-core
-    #: CPU, three runs on a shared machine, median ms for K = 8/16/32/64/128:
-    #:   1.84/1.87/1.75/2.73/3.89,  47.9/6.54/6.73/32.0/31.8,  6.49/9.98/6.26/31.9/12.6.
-    #: K = 32 is best or within noise of it; K >= 64 is always slower. CUDA: not
-    #: measured (no GPU at hand); 64 keeps the IEEE float32 block matmul at
-    #: 16 FLOP per byte moved, near an H100's FP32 ridge, so it stays memory bound.
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = forms_table(loop, matrix, softmax, cumsum, chunked)
+    #: Block size of the chunked form per device type: results/tuning/chunk_block.md.
     chunk_block: ClassVar[dict[str, int]] = {"cpu": 32, "cuda": 64}
 
-    def _torch(self) -> Any:
+    @cached_property
+    def torch(self) -> Any:
+        """torch, imported on first use."""
         import torch
 
         return torch
 
     def _device_availability(self) -> Availability:
-        if self.requested_device == "gpu" and not self._torch().cuda.is_available():
+        if self.requested_device == "gpu" and not self.torch.cuda.is_available():
             return Availability(False, "torch sees no CUDA GPU (torch.cuda.is_available() is False)")
         return Availability(True)
 
@@ -165,7 +118,7 @@ class TorchEagerBackend(Backend):
         return bool(self._torch_device().type == "cuda")
 
     def _torch_device(self) -> Any:
-        torch = self._torch()
+        torch = self.torch
         if self.requested_device == "cpu":
             return torch.device("cpu")
         if torch.cuda.is_available():
@@ -177,65 +130,65 @@ class TorchEagerBackend(Backend):
     def device(self) -> str:
         dev = self._torch_device()
         if dev.type == "cuda":
-            return f"cuda:{dev.index} ({self._torch().cuda.get_device_name(dev)})"
+            return f"cuda:{dev.index} ({self.torch.cuda.get_device_name(dev)})"
         return "cpu"
 
     def versions(self) -> dict[str, str]:
-        torch = self._torch()
+        torch = self.torch
         out = {"torch": torch.__version__}
         if torch.version.cuda:
             out["cuda"] = str(torch.version.cuda)
         return out
 
     def to_device(self, x: np.ndarray, dtype: str) -> Any:
-        torch = self._torch()
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype)))
-        t = t.to(device=self._torch_device(), dtype=getattr(torch, _TORCH_DTYPES[dtype]))
+        t = self.torch.from_numpy(np.ascontiguousarray(x, dtype=numpy_input_dtype(dtype)))
+        t = t.to(device=self._torch_device(), dtype=torch_dtype(dtype))
         self.sync(t)
         return t
 
     def to_numpy(self, y: Any) -> np.ndarray:
-        return np.asarray(y.detach().to("cpu", dtype=self._torch().float64).numpy())
+        return np.asarray(y.detach().to("cpu", dtype=self.torch.float64).numpy())
 
-    def _prepare(self, form: str, x: Any, precision: str) -> Callable[[Any], Any]:
-        reason = self.supports(form, _dtype_name(x), precision)
-        if reason:
-            raise CaseUnsupported(reason)
+    def dtype_name(self, x: Any) -> str:
+        return torch_dtype_name(x)
+
+    def _prepare(self, form: str, precision: str) -> Callable[[Any], Any]:
+        """The form's function on this device, with the matmul precision set for it."""
         if self.is_gpu():
             # The chunked form's block matmul must stay IEEE whatever the mode.
             set_matmul_precision("ieee" if form == "chunked" else precision)
+        impl = self.forms[form]
         if form == "chunked":
-            return partial(chunked, block=self.chunk_block[self._torch_device().type])
-        return FORMS[form]
+            return partial(impl, block=self.chunk_block[self._torch_device().type])
+        return impl
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        impl = self._prepare(form, x, precision)
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        impl = self._prepare(form, precision)
         return Built(lambda: impl(x))
 
     def sync(self, result: Any) -> None:
-        torch = self._torch()
         if self.is_gpu():
-            torch.cuda.synchronize()
+            self.torch.cuda.synchronize()
 
     def set_threads(self, n: int | None) -> int | None:
-        torch = self._torch()
+        torch = self.torch
         if n is not None:
             torch.set_num_threads(n)
         return int(torch.get_num_threads())
 
     def device_timer(self) -> DeviceTimer | None:
-        return _CudaEventTimer() if self.is_gpu() else None
+        return CudaEventTimer() if self.is_gpu() else None
 
     def cache_bytes(self) -> int:
         if not self.is_gpu():
             return 0
-        props = self._torch().cuda.get_device_properties(self._torch_device())
+        props = self.torch.cuda.get_device_properties(self._torch_device())
         return int(getattr(props, "L2_cache_size", 0))
 
     def flush_cache(self) -> None:
         if not self.is_gpu():
             return
-        torch = self._torch()
+        torch = self.torch
         buf = getattr(self, "_flush_buf", None)
         if buf is None:
             # Twice the L2 so that nothing of the previous call survives.
@@ -247,90 +200,54 @@ class TorchEagerBackend(Backend):
     def memory_available(self) -> int | None:
         if not self.is_gpu():
             return None
-        free, _total = self._torch().cuda.mem_get_info(self._torch_device())
+        free, _total = self.torch.cuda.mem_get_info(self._torch_device())
         return int(free)
 
     def reset_peak_memory(self) -> None:
         if self.is_gpu():
-            self._torch().cuda.reset_peak_memory_stats(self._torch_device())
+            self.torch.cuda.reset_peak_memory_stats(self._torch_device())
+
+    def peak_memory(self) -> int | None:
+        if not self.is_gpu():
+            return None
+        return int(self.torch.cuda.max_memory_allocated(self._torch_device()))
 
     def measure_ceilings(self) -> Ceilings | None:
         """Device-to-device copy bandwidth and matmul rates, timed with CUDA events.
 
         None on the CPU (the harness measures the host). Measured once per adapter.
         """
-        if not self.is_gpu():
-            return None
-        cached: Ceilings | None = getattr(self, "_ceilings", None)
-        if cached is None:
-            cached = self._ceilings = measure_cuda_ceilings(self._torch_device(), self.device(), self.cache_bytes())
-        return cached
+        return self._gpu_ceilings if self.is_gpu() else None
 
-    def peak_memory(self) -> int | None:
-        if not self.is_gpu():
-            return None
-        return int(self._torch().cuda.max_memory_allocated(self._torch_device()))
+    @cached_property
+    def _gpu_ceilings(self) -> Ceilings:
+        torch, dev = self.torch, self._torch_device()
+        nbytes = max(EVENT_COPY_BYTES, 8 * self.cache_bytes())
 
+        def copy_seconds() -> float:
+            src = torch.ones(nbytes // 4, dtype=torch.float32, device=dev)
+            dst = torch.empty_like(src)
+            return event_seconds(lambda: dst.copy_(src), CEILING_REPEATS)
 
-#: Matmul ceilings measured on a GPU: (dtype, precision mode).
-GPU_MATMUL_MODES: tuple[tuple[str, str], ...] = (
-    ("float32", "ieee"),
-    ("float32", "tf32"),
-    ("bfloat16", "ieee"),
-    ("float16", "ieee"),
-    ("float64", "ieee"),
-)
-#: Side of the square matmuls timed for the compute ceilings.
-GPU_MATMUL_N = 8192
-#: Copy buffer for the bandwidth ceiling: this many bytes at least, and 8x the L2.
-GPU_COPY_BYTES = 512 << 20
-
-
-def measure_cuda_ceilings(dev: Any, label: str, l2_bytes: int, repeats: int = 5) -> Ceilings:
-    """Best of ``repeats`` CUDA-event-timed copies and matmuls on ``dev`` (about a second)."""
-    import torch
-
-    def best(fn: Callable[[], Any]) -> float:
-        fn()
-        torch.cuda.synchronize()
-        seconds = math.inf
-        for _ in range(repeats):
-            timer = _CudaEventTimer()
-            timer.start()
-            fn()
-            seconds = min(seconds, timer.stop())
-        return seconds
-
-    def copy_seconds(nbytes: int) -> float:
-        src = torch.ones(nbytes // 4, dtype=torch.float32, device=dev)
-        dst = torch.empty_like(src)
-        return best(lambda: dst.copy_(src))
-
-    def matmul_seconds(n: int, dtype: str) -> float:
-        a = torch.randn(n, n, device=dev).to(getattr(torch, dtype))
-        b = torch.randn(n, n, device=dev).to(getattr(torch, dtype))
-        c = torch.empty_like(a)
-        return best(lambda: torch.matmul(a, b, out=c))
-
-    nbytes = max(GPU_COPY_BYTES, 8 * l2_bytes)
-    copy_gbs = 2 * nbytes / copy_seconds(nbytes) / 1e9
-    rates: dict[str, float] = {}
-    n = GPU_MATMUL_N
-    try:
-        for dtype, precision in GPU_MATMUL_MODES:
+        def matmul_seconds(n: int, dtype: str, precision: str) -> float:
             set_matmul_precision(precision)
-            rates[matmul_key(dtype, precision)] = 2.0 * n**3 / matmul_seconds(n, dtype) / 1e9
-    finally:
-        set_matmul_precision("ieee")
-        torch.cuda.empty_cache()
-    return Ceilings(
-        device=label,
-        copy_gbs=copy_gbs,
-        matmul_gflops=rates,
-        measured_by="torch",
-        notes=f"copy_ of {nbytes >> 20} MiB and {n}^3 matmuls, CUDA events, best of {repeats}",
-    )
+            a = torch.randn(n, n, device=dev).to(torch_dtype(dtype))
+            b = torch.randn(n, n, device=dev).to(torch_dtype(dtype))
+            c = torch.empty_like(a)
+            return event_seconds(lambda: torch.matmul(a, b, out=c), CEILING_REPEATS)
 
-
-def _dtype_name(x: Any) -> str:
-    return str(x.dtype).removeprefix("torch.")
+        try:
+            return gpu_ceilings(
+                device=self.device(),
+                measured_by="torch",
+                copy_op="copy_ of",
+                copy_bytes=nbytes,
+                copy_seconds=copy_seconds,
+                matmul_seconds=matmul_seconds,
+                modes=GPU_MATMUL_MODES,
+                clock="CUDA events",
+                repeats=CEILING_REPEATS,
+            )
+        finally:
+            set_matmul_precision("ieee")
+            torch.cuda.empty_cache()

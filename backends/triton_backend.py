@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, ClassVar
 
-from backends.base import Availability, Built, CaseUnsupported, timed_first_call
-from backends.torch_eager import TorchEagerBackend, _dtype_name
+from backends._common import timed_first_call
+from backends.base import Availability, Built
+from backends.torch_eager import TorchEagerBackend
 
 INTERPRET_ENV = "TRITON_INTERPRET"
 #: Positions per step: a 64 x BLOCK_C tile keeps enough loads in flight per program.
@@ -35,17 +37,14 @@ BLOCK_T = 64
 #: default sizes (8 x 1024 / 32 = 256 on an H100's 132 SMs). Not tuned on a GPU yet.
 MAX_BLOCK_C = 32
 
-_KERNEL: list[Any] = []
-
 
 def interpreting() -> bool:
     return os.environ.get(INTERPRET_ENV, "") not in ("", "0")
 
 
-def _kernel() -> Any:
+@cache
+def causal_mean_kernel() -> Any:
     """The jitted kernel, defined on first use (Triton reads TRITON_INTERPRET then)."""
-    if _KERNEL:
-        return _KERNEL[0]
     import triton
     import triton.language as tl
 
@@ -82,8 +81,7 @@ def _kernel() -> Any:
             tl.store(out_row + offsets, mean.to(out_ptr.dtype.element_ty), mask=mask)
 
     # triton.jit called, not used as a decorator: mypy sees an untyped decorator otherwise.
-    _KERNEL.append(triton.jit(causal_mean))
-    return _KERNEL[0]
+    return triton.jit(causal_mean)
 
 
 class TritonBackend(TorchEagerBackend):
@@ -96,6 +94,8 @@ class TritonBackend(TorchEagerBackend):
         "softmax": "matmul forms are left to the array libraries",
         "chunked": "the fused kernel scans its tiles itself; see the cumsum form",
     }
+    #: The form's kernel maker: ``maker()`` is the jitted kernel, launched by :meth:`_build`.
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = {"cumsum": causal_mean_kernel}
 
     def availability(self) -> Availability:
         for module, extra in (("torch", "torch"), ("triton", "triton")):
@@ -104,7 +104,7 @@ class TritonBackend(TorchEagerBackend):
         return self._device_availability()
 
     def _device_availability(self) -> Availability:
-        cuda = bool(self._torch().cuda.is_available())
+        cuda = bool(self.torch.cuda.is_available())
         if self.requested_device == "gpu" and not cuda:
             return Availability(False, "triton sees no CUDA GPU (torch.cuda.is_available() is False)")
         if self.requested_device == "cpu" and not interpreting():
@@ -129,14 +129,11 @@ class TritonBackend(TorchEagerBackend):
 
         return {**super().versions(), "triton": version("triton")}
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        reason = self.supports(form, _dtype_name(x), precision)
-        if reason:
-            raise CaseUnsupported(reason)
+    def _build(self, form: str, x: Any, precision: str) -> Built:
         import triton
 
-        torch = self._torch()
-        kernel = _kernel()
+        torch = self.torch
+        kernel = self.forms[form]()
         x = x.contiguous()
         B, T, C = x.shape
         block_c = min(MAX_BLOCK_C, triton.next_power_of_2(C))

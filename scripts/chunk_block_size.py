@@ -2,7 +2,7 @@
 
 Times the chunked form of each CPU backend at one shape for several K with the
 suite's own timer and prints the median per K (and GB/s of compulsory traffic).
-The backends' ``chunk_block`` tables cite the figures this printed.
+``results/tuning/chunk_block.md`` holds the figures this printed, behind each backend's ``chunk_block``.
 
     python scripts/chunk_block_size.py --size 8x1024x256 --blocks 8,16,32,64,128
 """

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-results/gpu-run}
 mkdir -p "$out"
 python3 -m suite backends | tee "$out/backends.txt"
-timeout 240 python3 -m pytest -m gpu tests/test_gpu.py tests/test_ceilings.py tests/test_triton.py \
+timeout 240 python3 -m pytest -m gpu tests/backends/test_gpu.py tests/test_ceilings.py tests/backends/test_triton.py \
     -q -rs -p no:cacheprovider 2>&1 | tee "$out/pytest.txt"
 timeout 300 python3 -m suite run --preset gpu --backends torch,torch-compile,jax,triton \
     --forms matrix,softmax,cumsum,chunked --precisions ieee,tf32 --device-events \

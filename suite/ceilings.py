@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Ceilings, best_seconds, matmul_key
+from backends._common import best_seconds
+from backends.base import Ceilings, matmul_key
 from suite.results import Row
 
 #: The device string of host rows (what CPU adapters report from ``device()``).
@@ -60,9 +61,8 @@ def last_level_cache_bytes() -> int:
     return max(sizes) if sizes else 32 << 20
 
 
-#: Seconds each ceiling keeps timing at the least. Five calls of a 1 ms matmul
-#: were too few: one run of the default sweep measured float32 at 107 GFLOP/s
-#: where 190-200 is what this CPU does once its BLAS threads are awake.
+#: Seconds each ceiling keeps timing at the least, so that BLAS threads are awake
+#: (why, measured: results/tuning/ceilings.md).
 MIN_TIME_S = 0.1
 
 

@@ -1,9 +1,10 @@
 """The causal-averaging forms, each defined once with its cost model.
 
 For ``x`` of shape (B, T, C), every form computes ``out[b, t] = mean(x[b, :t+1])``.
-Backends implement the forms by name (``backends.base.FORM_NAMES``); this module
-says what each one is and what it costs, so that roofline columns, memory guards
-and cost guards read one source.
+Backends implement the forms by name; this module is the registry of what each
+one is and what it costs, so that roofline columns, memory guards and cost guards
+read one source. A new form is one :func:`register` call (and its implementations
+in the adapters that compute it).
 
 Cost model conventions:
 
@@ -21,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from backends.base import FORM_NAMES
-
 Cost = Callable[[int, int, int, int], float]
+
+#: Bytes per element of each dtype the suite knows.
+ITEMSIZE: dict[str, int] = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 
 #: The largest block a backend's ``chunked`` form uses (for its memory estimate).
 CHUNK_MAX_K = 256
@@ -127,7 +129,19 @@ FORMS: dict[str, Form] = {
     )
 }
 
-assert tuple(FORMS) == FORM_NAMES, "suite.forms and backends.base disagree on the forms"
+#: The built-in forms, in the order reports list them.
+FORM_NAMES: tuple[str, ...] = tuple(FORMS)
+
+
+def register(form: Form) -> Form:
+    """Add ``form`` to the registry (an open set); return it. Re-registering a name replaces it."""
+    FORMS[form.name] = form
+    return form
+
+
+def form_names() -> tuple[str, ...]:
+    """Every registered form, built-in ones first."""
+    return tuple(FORMS)
 
 
 def get_form(name: str) -> Form:

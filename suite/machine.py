@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,13 @@ def fingerprint(info: dict[str, Any]) -> str:
     keys = ("cpu_model", "cpu_count", "memory_gib", "os", "machine", "gpu_name")
     stable = {k: info.get(k) for k in keys}
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def machine_fingerprint(meta: Mapping[str, Any]) -> str | None:
+    """The fingerprint stored in a run's metadata (``meta["machine"]``); None when it has none."""
+    m = meta.get("machine")
+    fp = m.get("fingerprint") if isinstance(m, dict) else None
+    return str(fp) if fp else None
 
 
 def machine_info() -> dict[str, Any]:

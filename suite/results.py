@@ -16,6 +16,7 @@ Files of one run, in its output folder:
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -28,14 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suite.cases import CASE_FIELDS, Case
+
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2
+    from suite.timing import Measurement
+
+SCHEMA_VERSION = 3
 #: Versions this causal-bench reads. Version 1 lacks ``bound`` and ``ceiling_frac``;
+#: version 2 lacks the rounds, contention, memory, profile, kernel and machine columns;
 #: its rows load with those columns at their defaults and are upgraded to the
 #: current version in memory.
-READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 SCHEMA_NAME = "causal-bench/results"
 CSV_NAME = "results.csv"
 JSON_NAME = "results.json"
@@ -59,17 +65,15 @@ class ResultsError(Exception):
 
 @dataclass
 class Row:
-    """One case's outcome. Times are seconds per call; NaN where not measured."""
+    """One case's outcome: the ``Case`` it measured and what happened. Times are seconds
+    per call; NaN where not measured.
 
-    # -- the case key
-    backend: str
-    form: str
-    B: int
-    T: int
-    C: int
-    dtype: str
-    precision: str
-    input: str
+    The case's fields read as the row's own (``row.backend``, ``row.T``), forwarded
+    to ``case`` as torch.utils.benchmark's ``Measurement`` forwards to its
+    ``TaskSpec``; the stored files flatten them into the first columns.
+    """
+
+    case: Case
     device: str = ""
     # -- outcome
     status: str = "ok"
@@ -111,29 +115,73 @@ class Row:
     elapsed_s: float = math.nan
     run_id: str = ""
     schema_version: int = SCHEMA_VERSION
+    # -- schema 3: rounds. Each round is a fresh worker process; ``samples_round[i]``
+    # is the round of ``samples_s[i]``, ``round_spread`` (max - min) / median of the
+    # round medians.
+    rounds: int = 0
+    samples_round: list[int] = field(default_factory=list)
+    round_spread: float = math.nan
+    # -- schema 3: contention. Other processes' CPU (steal time included) while the
+    # case sampled, in cores, and whether it competed for the cores the case needs.
+    foreign_cpu: float = math.nan
+    contended: bool = False
+    # -- schema 3: memory measured (host resident-set high-water mark over the case's
+    # calls) beside the memory guard's estimate
+    peak_rss_bytes: float = math.nan
+    est_mem_bytes: float = math.nan
+    # -- schema 3: the case's trace (``--profile``), relative to the results folder
+    profile: str = ""
+    # -- schema 3: the fused kernel that ran (the attention form), where one was chosen
+    kernel: str = ""
+    # -- schema 3: the machine (fingerprint) and node that measured the row
+    machine: str = ""
+    node: str = ""
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the row lacks; ``case`` itself is looked up
+        # normally, so an unpickled row half-way built never recurses here.
+        if name in CASE_FIELDS:
+            return getattr(self.case, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def key(self) -> str:
-        return case_key(self.backend, self.form, self.B, self.T, self.C, self.dtype, self.precision, self.input)
+        return self.case.key
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The flat record the files store: the case's fields, then the outcome's."""
+        outcome = {f.name: getattr(self, f.name) for f in _OUTCOME_FIELDS}
+        return {**dataclasses.asdict(self.case), **copy.deepcopy(outcome)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Row:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        case = Case(**{k: d[k] for k in CASE_FIELDS if k in d})
+        return cls(case, **{f.name: d[f.name] for f in _OUTCOME_FIELDS if f.name in d})
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
-_INT = {"B", "T", "C", "n_samples", "calls_per_sample", "threads", "schema_version"}
-_BOOL = {"unstable", "cold_cache"}
-_FLOAT = {f.name for f in dataclasses.fields(Row) if f.type == "float"}
+_OUTCOME_FIELDS = tuple(f for f in dataclasses.fields(Row) if f.name != "case")
+COLUMNS: tuple[str, ...] = CASE_FIELDS + tuple(f.name for f in _OUTCOME_FIELDS)
+_INT = {"B", "T", "C", "n_samples", "calls_per_sample", "threads", "schema_version", "rounds"}
+_BOOL = {"unstable", "cold_cache", "contended"}
+_INT_LISTS = {"samples_round"}
+_FLOAT = {f.name for f in _OUTCOME_FIELDS if f.type == "float"}
 
 
-def case_key(backend: str, form: str, B: int, T: int, C: int, dtype: str, precision: str, input: str) -> str:
-    """The identity of a case across runs: what was computed, not how it went."""
-    return f"{backend}:{form}:{B}x{T}x{C}:{dtype}:{precision}:{input}"
+def measurement_fields(m: Measurement) -> dict[str, Any]:
+    """The row columns that hold a measurement's samples and their statistics."""
+    lo, hi = m.ci
+    return {
+        "median_s": m.median,
+        "iqr_s": m.iqr,
+        "min_s": m.min,
+        "mean_s": m.mean,
+        "std_s": m.std,
+        "ci_low_s": lo,
+        "ci_high_s": hi,
+        "n_samples": m.n,
+        "unstable": m.unstable,
+        "samples_s": list(m.samples),
+    }
 
 
 # -- CSV -----------------------------------------------------------------------
@@ -142,6 +190,8 @@ def case_key(backend: str, form: str, B: int, T: int, C: int, dtype: str, precis
 def _csv_cell(name: str, value: Any) -> str:
     if name == "samples_s":
         return " ".join(repr(float(v)) for v in value)
+    if name in _INT_LISTS:
+        return " ".join(str(int(v)) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and math.isnan(value):
@@ -152,6 +202,8 @@ def _csv_cell(name: str, value: Any) -> str:
 def _parse_cell(name: str, text: str) -> Any:
     if name == "samples_s":
         return [float(v) for v in text.split()]
+    if name in _INT_LISTS:
+        return [int(v) for v in text.split()]
     if name in _BOOL:
         return text == "true"
     if name in _INT:
@@ -292,6 +344,19 @@ def unreadable_version(version: object) -> str:
 
 
 # -- atomic writes ---------------------------------------------------------------
+
+
+def prepare_folder(out: Path) -> None:
+    """Create ``out`` if needed and prove it writable; ResultsError in one line if not."""
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"output folder {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".causal-bench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ResultsError(f"cannot write to output folder {out}: {e.strerror or e}") from None
 
 
 def write_atomic(path: Path, text: str) -> None:

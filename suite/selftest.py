@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from backends import get_backend
-from suite.report import format_seconds
+from suite.format import format_seconds
 from suite.timing import Timer, TimerConfig, measure_overhead
 
 Kernel = tuple[str, Callable[[], Any]]

@@ -11,10 +11,10 @@ events) and a cache flush. The algorithm:
    ``min_sample_s`` (10 ms by default): timer resolution and the per-call loop
    overhead are then negligible, as in ``torch.utils.benchmark``'s
    ``blocked_autorange``. Samples are long on purpose: thread pools (OpenMP
-   under torch and BLAS) fall asleep in the gap between samples and charge their
-   wake-up to the next call; with 1 ms samples a 28 us torch matmul read 5-12%
-   slow against ``timeit``, with 10 ms samples within 1%. A sample is ``calls_per_sample`` back-to-back calls and
-   one wait for the last result; the stored value is seconds per call.
+   under torch and BLAS) fall asleep between samples and charge their wake-up
+   to the next call (results/tuning/timer-sample-length.md). A sample is
+   ``calls_per_sample`` back-to-back calls and one wait for the last result;
+   the stored value is seconds per call.
 3. **Adaptive stopping.** Keep sampling until the distribution-free 95%
    confidence interval of the median (binomial order statistics) is within
    ``target_rel_ci`` of the median (2% by default) with at least
@@ -37,11 +37,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from suite.stats import median_ci
+
 #: Fewest samples a measurement may stop with, whatever the budget.
 MIN_SAMPLES_HARD = 3
 #: IQR / median above which a measurement is flagged unstable.
 UNSTABLE_IQR = 0.10
-_Z95 = 1.959963984540054
 
 
 class DeviceTimerLike(Protocol):
@@ -72,22 +73,6 @@ class TimerConfig:
             raise ValueError(
                 f"need {MIN_SAMPLES_HARD} <= min_samples <= max_samples; got {self.min_samples}, {self.max_samples}"
             )
-
-
-def median_ci(sorted_samples: np.ndarray, z: float = _Z95) -> tuple[float, float]:
-    """Distribution-free confidence interval of the median from order statistics.
-
-    The rank of the sample median is binomial(n, 1/2); the normal approximation
-    gives ranks ``n/2 -+ z*sqrt(n)/2``, clipped to the sample; with fewer than 8
-    samples that is the whole range.
-    """
-    n = len(sorted_samples)
-    if n == 0:
-        return math.nan, math.nan
-    half = z * math.sqrt(n) / 2
-    lo = max(math.floor(n / 2 - half), 0)
-    hi = min(math.ceil(n / 2 + half), n - 1)
-    return float(sorted_samples[lo]), float(sorted_samples[hi])
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends import FORM_NAMES, Built
+from backends import Built
 from backends.numpy_backend import NumpyBackend
+from suite.cases import PRESETS, Case
+from suite.forms import FORM_NAMES
 from suite.reference import compare, reference
-from suite.runner import PRESETS, Case
 from tests.bench.prepared import PreparedCase, bench_sizes
 
 pytest.importorskip("pytest_benchmark")

@@ -10,7 +10,8 @@ import pytest
 
 from backends.base import Ceilings, matmul_key
 from suite import ceilings
-from suite.__main__ import main
+from suite.cases import Case
+from suite.cli import main
 from suite.forms import get_form
 from suite.results import Row, load_run
 
@@ -38,8 +39,7 @@ def timed_row(form: str, B: int, T: int, C: int, dtype: str = "float32", seconds
         "gflops": flops / seconds / 1e9,
         "gbs": nbytes / seconds / 1e9,
     }
-    return Row(backend="numpy", form=form, B=B, T=T, C=C, dtype=dtype, precision="ieee", input="normal",
-               **{**defaults, **fields})  # fmt: skip
+    return Case("numpy", form, B, T, C, dtype=dtype).row(**{**defaults, **fields})
 
 
 def test_ridge_point_is_matmul_rate_over_copy_bandwidth() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends import FORM_NAMES
-from suite.forms import FORMS, get_form
+from suite.forms import FORM_NAMES, FORMS, get_form
 
 
 def test_forms_match_the_backends_vocabulary() -> None:

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from suite.cases import Case
 from suite.results import (
     COLUMNS,
     CSV_NAME,
@@ -17,7 +18,6 @@ from suite.results import (
     ResultsError,
     Row,
     RowLog,
-    case_key,
     csv_header,
     load_frame,
     load_run,
@@ -27,7 +27,6 @@ from suite.results import (
     write_csv,
     write_json,
 )
-from suite.runner import Case
 
 TRICKY_REASON = 'needs "1,5 GiB", has 1,0; a \'quoted\' ""pair"", a | pipe and a trailing comma,'
 
@@ -35,14 +34,7 @@ TRICKY_REASON = 'needs "1,5 GiB", has 1,0; a \'quoted\' ""pair"", a | pipe and a
 def full_row() -> Row:
     """A row with every field off its default, NaN, infinities and awkward text included."""
     return Row(
-        backend="torch",
-        form="matrix",
-        B=8,
-        T=1024,
-        C=256,
-        dtype="bfloat16",
-        precision="tf32",
-        input="file",
+        Case("torch", "matrix", 8, 1024, 256, dtype="bfloat16", precision="tf32", input="file"),
         device="cuda:0 (NVIDIA H100, 80GB)",
         status="ok",
         reason=TRICKY_REASON,
@@ -73,6 +65,17 @@ def full_row() -> Row:
         peak_mem_bytes=3.0 * 2**30,
         elapsed_s=12.5,
         run_id="20240501-120000-abcd",
+        rounds=3,
+        samples_round=[0, 0, 1, 1, 2, 2],
+        round_spread=0.0625,
+        foreign_cpu=0.75,
+        contended=True,
+        peak_rss_bytes=2.5 * 2**30,
+        est_mem_bytes=3.0 * 2**30,
+        profile="profiles/torch-matrix.json",
+        kernel="flash",
+        machine="a1b2c3d4e5f6",
+        node="127.0.0.1",
     )
 
 
@@ -91,7 +94,7 @@ def assert_same_row(got: Row, want: Row) -> None:
             assert repr(a) == repr(b), f"{name}: {a!r} != {b!r}"
         elif isinstance(b, list):
             assert [repr(v) for v in a] == [repr(v) for v in b], f"{name}: {a!r} != {b!r}"
-            assert all(type(v) is float for v in a)
+            assert all(type(v) is type(w) for v, w in zip(a, b, strict=True))
         else:
             assert a == b, f"{name}: {a!r} != {b!r}"
 
@@ -156,7 +159,11 @@ def test_csv_cells_for_nan_bool_and_samples(tmp_path):
 def test_row_key_matches_case_key():
     row = full_row()
     assert row.key == "torch:matrix:8x1024x256:bfloat16:tf32:file"
-    assert row.key == case_key("torch", "matrix", 8, 1024, 256, "bfloat16", "tf32", "file")
+    assert row.key == row.case.key
+    # The row reads its case's fields as its own and stores them flat, first.
+    assert (row.backend, row.T, row.precision) == ("torch", 1024, "tf32")
+    assert list(row.to_dict())[:8] == ["backend", "form", "B", "T", "C", "dtype", "precision", "input"]
+    assert Row.from_dict(row.to_dict()).case == row.case
     assert plain_row().key == Case("numpy", "cumsum", 4, 8, 2).key
 
 
@@ -237,7 +244,24 @@ def test_csv_row_of_another_schema_version_is_refused(tmp_path):
 
 
 #: Columns a schema-1 file has: every current column but the roofline ones.
-V1_COLUMNS = [c for c in COLUMNS if c not in ("bound", "ceiling_frac")]
+#: Schema 2 ends at ``schema_version``; schema 1 lacks the roofline columns besides.
+V2_COLUMNS = list(COLUMNS[: COLUMNS.index("schema_version") + 1])
+V1_COLUMNS = [c for c in V2_COLUMNS if c not in ("bound", "ceiling_frac")]
+
+
+def test_schema_2_rows_load_with_the_schema_3_columns_at_defaults(tmp_path):
+    """A schema-2 CSV (no rounds, contention, memory, profile, kernel or machine columns) still loads."""
+    old = plain_row(status="ok", median_s=1e-3, samples_s=[1e-3, 2e-3], schema_version=2)
+    path = tmp_path / CSV_NAME
+    write_csv(path, [old])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    keep = [i for i, c in enumerate(COLUMNS) if c in V2_COLUMNS]
+    path.write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in lines) + "\n", encoding="utf-8")
+    (row,) = read_csv_rows(path)
+    assert row.samples_s == [1e-3, 2e-3] and row.median_s == 1e-3
+    assert row.rounds == 0 and row.samples_round == [] and not row.contended
+    assert math.isnan(row.foreign_cpu) and row.kernel == "" and row.machine == ""
+    assert row.schema_version == SCHEMA_VERSION
 
 
 def test_schema_1_csv_and_json_load_with_the_new_columns_at_defaults(tmp_path):
@@ -262,7 +286,7 @@ def test_schema_1_csv_and_json_load_with_the_new_columns_at_defaults(tmp_path):
         assert row.gbs == 12.5 and row.median_s == 1e-3 and row.status == "ok"
         assert row.bound == ""
         assert math.isnan(row.ceiling_frac)
-        assert row.schema_version == SCHEMA_VERSION == 2
+        assert row.schema_version == SCHEMA_VERSION == 3
 
 
 def test_resuming_a_schema_1_csv_upgrades_it_before_appending(tmp_path):
@@ -285,7 +309,11 @@ def test_unknown_and_newer_schema_versions_say_so(tmp_path):
     path = tmp_path / JSON_NAME
     write_json(path, {}, [plain_row()])
     doc = json.loads(path.read_text(encoding="utf-8"))
-    for version, message in ((3, "written by a newer causal-bench"), (0, "reads versions 1, 2$"), ("2", "version 2")):
+    for version, message in (
+        (4, "written by a newer causal-bench"),
+        (0, "reads versions 1, 2, 3$"),
+        ("2", "version 2"),
+    ):
         doc["schema_version"] = version
         path.write_text(json.dumps(doc), encoding="utf-8")
         with pytest.raises(ResultsError, match=message):

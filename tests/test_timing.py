@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from suite.timing import _Z95, MIN_SAMPLES_HARD, UNSTABLE_IQR, Measurement, Timer, TimerConfig, median_ci
+from suite.timing import MIN_SAMPLES_HARD, UNSTABLE_IQR, Measurement, Timer, TimerConfig
 
 #: One entry of a call log: ("fn" | "sync" | "flush", the object involved).
 Event = tuple[str, Any]
@@ -386,47 +386,6 @@ def test_measurement_equality_ignores_host_samples():
     b = Measurement((1.0, 2.0), 1, host_samples=(5.0,))
     assert a == b
     assert a.host_median == 3.5
-
-
-# -- median_ci -----------------------------------------------------------------------
-
-
-def _expected_indices(n: int, z: float = _Z95) -> tuple[int, int]:
-    half = z * math.sqrt(n) / 2
-    return max(math.floor(n / 2 - half), 0), min(math.ceil(n / 2 + half), n - 1)
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
-def test_median_ci_of_fewer_than_six_samples_is_the_whole_range(n):
-    data = np.sort(np.random.default_rng(n).normal(size=n))
-    assert median_ci(data) == (float(data[0]), float(data[-1]))
-
-
-def test_median_ci_of_no_samples_is_nan():
-    lo, hi = median_ci(np.array([]))
-    assert math.isnan(lo)
-    assert math.isnan(hi)
-
-
-def test_median_ci_of_100_samples_uses_ranks_40_and_60():
-    data = np.arange(100, dtype=float) * 0.5  # value = index / 2
-    lo_i, hi_i = _expected_indices(100)
-    # n/2 -+ 1.96 * sqrt(100) / 2 = 50 -+ 9.8: floor 40.2 -> 40, ceil 59.8 -> 60.
-    assert (lo_i, hi_i) == (40, 60)
-    assert median_ci(data) == (20.0, 30.0)
-
-
-@pytest.mark.parametrize(("n", "expected"), [(8, (1, 7)), (20, (5, 15)), (1000, (469, 531))])
-def test_median_ci_indices_follow_the_binomial_formula(n, expected):
-    data = np.arange(n, dtype=float)
-    assert _expected_indices(n) == expected
-    assert median_ci(data) == (float(expected[0]), float(expected[1]))
-
-
-def test_median_ci_with_another_z():
-    data = np.arange(100, dtype=float)
-    # z = 1: 50 -+ 5 exactly.
-    assert median_ci(data, z=1.0) == (45.0, 55.0)
 
 
 # -- configuration ----------------------------------------------------------------

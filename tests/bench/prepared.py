@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 
 from backends import Backend, Built, CaseUnsupported
+from suite.cases import PRESETS, Case, RunOptions, Shape, parse_sizes
+from suite.guards import skip_reason
 from suite.reference import Agreement, compare, tolerance
-from suite.runner import PRESETS, Case, RunOptions, Shape, build_and_check, case_input, skip_reason
+from suite.runner import build_and_check, case_input
 from tests.conftest import adapter_or_skip
 
 #: Size lists (presets or BxTxC, comma separated) the benchmarks cover; the
@@ -31,8 +33,6 @@ DEFAULT_SIZES = "seed,small"
 
 def bench_sizes() -> list[Shape]:
     """The sizes from ``CAUSAL_BENCH_SIZES`` (default ``seed,small``), in order, without repeats."""
-    from suite.__main__ import parse_sizes
-
     return list(parse_sizes(os.environ.get(SIZES_ENV, DEFAULT_SIZES)))
 
 

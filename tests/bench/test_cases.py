@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from backends import FORM_NAMES, REGISTRY
+from backends import REGISTRY
+from suite.forms import FORM_NAMES
 from tests.bench.prepared import PreparedCase, bench_sizes
 
 CASES = [(b, f, s) for b in REGISTRY for s in bench_sizes() for f in FORM_NAMES]

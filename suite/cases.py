@@ -1,0 +1,161 @@
+"""What a run covers: ``SweepSpec`` expands into ``Case``s; ``RunOptions`` says how they run.
+
+A ``Case`` is frozen and is the identity of a measurement across runs (its
+``key``); the ``Row`` a run records holds its ``Case`` rather than copying its
+fields (``suite.results``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from backends import DTYPES, PRECISIONS, REGISTRY
+from suite.forms import FORM_NAMES, form_names
+from suite.reference import FILE_INPUT, INPUT_KINDS
+from suite.timing import TimerConfig
+
+if TYPE_CHECKING:
+    from suite.results import Row
+
+Shape = tuple[int, int, int]
+
+#: Named size lists. Apart from ``seed`` (the notebook's example) and ``check``,
+#: each varies T at fixed B and C, so the report can fit how time scales with T.
+#: ``default`` is the sweep ``nox -s bench`` runs; ``check`` is the agreement
+#: matrix's adversarial shapes (B=1, C=1, T=1, T not a power of two).
+PRESETS: dict[str, tuple[Shape, ...]] = {
+    "seed": ((4, 8, 2),),
+    "small": ((4, 8, 16), (4, 32, 16), (4, 128, 16)),
+    "medium": ((8, 256, 256), (8, 512, 256), (8, 1024, 256)),
+    "large": ((8, 1024, 1024), (8, 2048, 1024), (8, 4096, 1024)),
+    "default": ((8, 8, 256), (8, 128, 256), (8, 1024, 256)),
+    "gpu": ((8, 1024, 1024), (8, 4096, 1024), (8, 16384, 1024)),
+    "check": ((4, 8, 2), (1, 64, 8), (4, 64, 1), (4, 1, 8), (2, 1000, 4), (1, 4097, 2)),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One point of a sweep: what to compute, where, in which precision."""
+
+    backend: str
+    form: str
+    B: int
+    T: int
+    C: int
+    dtype: str = "float32"
+    precision: str = "ieee"
+    input: str = "normal"
+
+    @property
+    def shape(self) -> Shape:
+        return (self.B, self.T, self.C)
+
+    @property
+    def key(self) -> str:
+        """The identity of a case across runs: what was computed, not how it went."""
+        return f"{self.backend}:{self.form}:{self.B}x{self.T}x{self.C}:{self.dtype}:{self.precision}:{self.input}"
+
+    def label(self) -> str:
+        extra = "" if self.precision == "ieee" else f" {self.precision}"
+        extra += "" if self.input == "normal" else f" {self.input}"
+        return f"{self.backend} {self.form} {self.B}x{self.T}x{self.C} {self.dtype}{extra}"
+
+    def row(self, **fields: Any) -> Row:
+        """The ``Row`` recording this case's outcome."""
+        from suite.results import Row
+
+        return Row(self, **fields)
+
+
+#: The names of the case's fields, which a ``Row`` forwards to its case.
+CASE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Case))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The cross product a run covers; ``cases()`` expands it in run order."""
+
+    backends: tuple[str, ...] = tuple(REGISTRY)
+    forms: tuple[str, ...] = FORM_NAMES
+    sizes: tuple[Shape, ...] = ((4, 8, 2),)
+    dtypes: tuple[str, ...] = ("float32",)
+    precisions: tuple[str, ...] = ("ieee",)
+    inputs: tuple[str, ...] = ("normal",)
+
+    def __post_init__(self) -> None:
+        for label, values, known in (
+            ("backend", self.backends, tuple(REGISTRY)),
+            ("form", self.forms, form_names()),
+            ("dtype", self.dtypes, DTYPES),
+            ("precision", self.precisions, PRECISIONS),
+            ("input", self.inputs, (*INPUT_KINDS, FILE_INPUT)),
+        ):
+            if not values:
+                raise ValueError(f"no {label} given")
+            for v in values:
+                if v not in known:
+                    raise ValueError(f"unknown {label} {v!r}; choose from {', '.join(known)}")
+        for shape in self.sizes:
+            if len(shape) != 3 or any(int(d) < 1 for d in shape):
+                raise ValueError(f"sizes must be three positive integers BxTxC; got {shape}")
+
+    def cases(self) -> list[Case]:
+        """Backend by backend (one worker each), smallest sizes first within it.
+
+        Small sizes first lets the compile-time model learn before large sizes
+        are judged, and gives early rows quickly.
+        """
+        sizes = sorted(self.sizes, key=lambda s: (s[0] * s[1] * s[2], s))
+        return [
+            Case(b, f, *s, dtype=d, precision=p, input=i)
+            for b in self.backends
+            for s in sizes
+            for d in self.dtypes
+            for p in self.precisions
+            for i in self.inputs
+            for f in self.forms
+        ]
+
+
+def parse_sizes(text: str) -> tuple[Shape, ...]:
+    """``4x8x2,8x256x64`` and preset names, comma separated, into shapes; ValueError if malformed."""
+    sizes: list[Shape] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        if item in PRESETS:
+            sizes.extend(PRESETS[item])
+            continue
+        parts = item.lower().split("x")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(
+                f"bad size {item!r}: expected BxTxC with positive integers (e.g. 4x8x2) "
+                f"or a preset ({', '.join(PRESETS)})"
+            )
+        shape = (int(parts[0]), int(parts[1]), int(parts[2]))
+        if min(shape) < 1:
+            raise ValueError(f"bad size {item!r}: every dimension must be at least 1")
+        sizes.append(shape)
+    if not sizes:
+        raise ValueError("no sizes given")
+    return tuple(dict.fromkeys(sizes))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How cases are run; everything here travels to the worker processes."""
+
+    timer: TimerConfig = field(default_factory=TimerConfig)
+    measure: bool = True  # False: agreement check only (``suite check``)
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 1337
+    case_timeout_s: float = 120.0
+    compile_limit_s: float = 30.0
+    memory_fraction: float = 0.8
+    isolate: bool = True
+    input_file: str | None = None  # the array for cases whose input is ``file``
+    ceilings: bool = True  # measure device ceilings when a backend opens (timed runs only)

@@ -1,0 +1,55 @@
+"""The command line: ``python -m suite {run,check,report,backends,selftest,compare,export,history,ab}``.
+
+One module per command, each with ``add_parser(sub)`` and ``run(args) -> int``.
+Exit status: 0 success; 1 something disagreed or failed (a mismatch, an error or
+timeout row, a regression); 2 bad arguments or unreadable files (one line on
+stderr, nothing written); 130 interrupted (finished rows and a partial report
+are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from suite.cli import ab, backends, check, compare, export, history, report, run, selftest
+from suite.cli._args import Parser, UsageError
+
+#: The commands, in the order ``--help`` lists them.
+COMMANDS: dict[str, ModuleType] = {
+    "run": run,
+    "check": check,
+    "report": report,
+    "backends": backends,
+    "selftest": selftest,
+    "compare": compare,
+    "export": export,
+    "history": history,
+    "ab": ab,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m suite", description="causal-bench: causal averaging across NumPy, PyTorch and JAX")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        command: Callable[[argparse.Namespace], int] = COMMANDS[args.command].run
+        return command(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]

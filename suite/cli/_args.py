@@ -1,0 +1,217 @@
+"""What the commands share: the usage error, value parsers, the sweep flags and their translation."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from backends import DEVICES, DTYPES, PRECISIONS, REGISTRY
+from suite.cases import PRESETS, RunOptions, Shape, SweepSpec, parse_sizes
+from suite.forms import form_names
+from suite.reference import INPUT_KINDS
+from suite.results import ResultsError, Row, load_run, prepare_folder
+from suite.timing import TimerConfig
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line with exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are ``UsageError``s (one line, exit 2), not SystemExit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def sizes(text: str) -> tuple[Shape, ...]:
+    """``--sizes``: shapes and presets (``suite.cases.parse_sizes``) as a usage error when malformed."""
+    try:
+        return parse_sizes(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def choices(label: str, known: Sequence[str]) -> Any:
+    """A parser of comma-separated values, each one of ``known``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        if not values:
+            raise UsageError(f"no {label} given")
+        for v in values:
+            if v not in known:
+                raise UsageError(f"unknown {label} {v!r}; choose from {', '.join(known)}")
+        return values
+
+    return parse
+
+
+def positive(kind: type) -> Any:
+    """A parser of one positive ``kind`` (int or float)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"expected a positive number, got {text!r}") from None
+        if value <= 0:
+            raise UsageError(f"expected a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    """A parser of a fraction in (0, 1)."""
+    value = positive(float)(text)
+    if value >= 1:
+        raise UsageError(f"expected a fraction below 1 (0.02 means 2%), got {text!r}")
+    return float(value)
+
+
+def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: str) -> None:
+    """The flags that say which cases a command covers and how they run."""
+    forms = form_names()
+    p.add_argument(
+        "--backends",
+        type=choices("backend", tuple(REGISTRY)),
+        default=tuple(REGISTRY),
+        help=f"comma-separated ({', '.join(REGISTRY)}); default all",
+    )
+    p.add_argument(
+        "--forms",
+        type=choices("form", forms),
+        default=forms,
+        help=f"comma-separated ({', '.join(forms)}); default all",
+    )
+    p.add_argument(
+        "--sizes",
+        "--preset",
+        dest="sizes",
+        type=sizes,
+        default=sizes(default_sizes),
+        help=f"BxTxC list and/or presets ({', '.join(PRESETS)}); default {default_sizes}",
+    )
+    p.add_argument(
+        "--dtypes",
+        type=choices("dtype", DTYPES),
+        default=("float32",),
+        help=f"comma-separated ({', '.join(DTYPES)}); default float32",
+    )
+    p.add_argument(
+        "--precisions",
+        type=choices("precision", PRECISIONS),
+        default=("ieee",),
+        help="ieee and/or tf32 (GPU float32 matmuls); default ieee",
+    )
+    p.add_argument(
+        "--inputs",
+        type=choices("input", INPUT_KINDS),
+        default=tuple(default_inputs.split(",")),
+        help=f"input kinds ({', '.join(INPUT_KINDS)}); default {default_inputs}",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="auto", help="where torch and jax run; default auto (GPU if any)"
+    )
+    p.add_argument("--seed", type=int, default=1337, help="input seed; default 1337")
+    p.add_argument(
+        "--threads",
+        type=positive(int),
+        default=None,
+        help="CPU threads for numpy's BLAS and torch (jax ignores it); default the libraries' own",
+    )
+    p.add_argument("--timeout", type=positive(float), default=120.0, help="per-case timeout in seconds; default 120")
+    p.add_argument(
+        "--compile-limit",
+        type=positive(float),
+        default=30.0,
+        help="skip cases whose predicted compile time exceeds this many seconds; default 30",
+    )
+    p.add_argument("--no-isolate", action="store_true", help="run in this process instead of one worker per backend")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def threshold_args(p: argparse.ArgumentParser) -> None:
+    """The gate's thresholds, for the commands that give verdicts."""
+    p.add_argument(
+        "--threshold",
+        type=positive(float),
+        default=None,
+        help="slower/faster beyond this fraction (0.05 = 5%%); overrides the config file everywhere",
+    )
+    p.add_argument(
+        "--alpha", type=fraction, default=None, help="significance level of the test; overrides the config file"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML file with [tool.causal-bench.compare]; default ./pyproject.toml when present",
+    )
+
+
+def timer_config(args: argparse.Namespace) -> TimerConfig:
+    """The timer of a timed command (``run``); the default for the others."""
+    if args.command != "run":
+        return TimerConfig()
+    try:
+        return TimerConfig(
+            target_rel_ci=args.target_ci,
+            budget_s=args.budget,
+            min_samples=max(args.min_samples, 3),
+            warmup_s=args.warmup,
+            cold_cache=args.cold_cache,
+            device_events=args.device_events,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    """``RunOptions`` from the sweep flags."""
+    return RunOptions(
+        timer=timer_config(args),
+        measure=args.command == "run",
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        case_timeout_s=args.timeout,
+        compile_limit_s=args.compile_limit,
+        isolate=not args.no_isolate,
+        input_file=str(args.input_file) if getattr(args, "input_file", None) else None,
+        ceilings=not getattr(args, "no_ceilings", False),
+    )
+
+
+def spec_from(args: argparse.Namespace) -> SweepSpec:
+    """``SweepSpec`` from the sweep flags."""
+    try:
+        return SweepSpec(
+            backends=args.backends,
+            forms=args.forms,
+            sizes=args.sizes,
+            dtypes=args.dtypes,
+            precisions=args.precisions,
+            inputs=args.inputs,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def prepare_out(out: Path) -> None:
+    """Make sure ``out`` is a folder this process can write, or a usage error."""
+    try:
+        prepare_folder(out)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    """A stored run, or a usage error naming what is wrong with it."""
+    try:
+        return load_run(path)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None

@@ -1,0 +1,79 @@
+"""``ab``: two git revisions measured interleaved, case by case, then compared."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from suite.cli._args import UsageError, fraction, positive, prepare_out, spec_from, sweep_args, threshold_args
+from suite.cli.compare import compare_config, emit
+from suite.track import ab
+from suite.track.compare import CompareError, compare_rows
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("ab", help="two git revisions measured interleaved, case by case, then compared")
+    p.add_argument("base_rev", help="base revision (commit, branch, tag)")
+    p.add_argument("head_rev", help="head revision")
+    sweep_args(p, "default", "normal")
+    p.add_argument("--repo", type=Path, default=Path("."), help="the git repository; default .")
+    p.add_argument("--out", type=Path, default=Path("results/ab"), help="output folder; default results/ab")
+    p.add_argument(
+        "--rounds", type=positive(int), default=3, help="processes per side per case, alternating; default 3"
+    )
+    p.add_argument(
+        "--budget", type=positive(float), default=0.5, help="seconds of sampling per case and round; default 0.5"
+    )
+    p.add_argument("--target-ci", type=fraction, default=0.01, help="timer stopping rule; default 0.01")
+    p.add_argument("--min-samples", type=positive(int), default=10, help="samples per round at least; default 10")
+    p.add_argument("--warmup", type=positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
+    threshold_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    config = compare_config(args)
+    cases = spec.cases()
+    groups = [ab.case_flags(c) for c in cases]
+    flags = ab.run_flags(args)
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr)
+
+    try:
+        with ab.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:
+            sides = tuple(
+                ab.Side(name, path, label=f"{rev} ({commit[:10]})")
+                for name, rev, (path, commit) in (
+                    ("base", args.base_rev, trees["base"]),
+                    ("head", args.head_rev, trees["head"]),
+                )
+            )
+            prepare_out(args.out)  # once both revisions resolved: a bad one leaves nothing behind
+            with tempfile.TemporaryDirectory(prefix="causal-bench-ab-runs-") as work:
+                results = ab.interleave(
+                    (sides[0], sides[1]),
+                    groups,
+                    flags,
+                    args.rounds,
+                    Path(work),
+                    timeout_s=args.timeout * 2 + 300,
+                    progress=progress,
+                )
+    except ab.ABError as e:
+        raise UsageError(str(e)) from None
+    merged = []
+    for result in results:
+        meta, rows = result.merged({"rounds": args.rounds, "cases": len(cases)})
+        ab.write_side(args.out / result.side.name, meta, rows)
+        merged.append((meta, rows))
+    (base_meta, base_rows), (head_meta, head_rows) = merged
+    try:
+        comparison = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    return emit(comparison, args.out)

@@ -1,0 +1,64 @@
+"""``compare``: base against head, a verdict per case; exit 1 on a regression."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from backends import REGISTRY
+from suite.cli._args import UsageError, load, prepare_out, threshold_args
+from suite.forms import form_names
+from suite.results import write_atomic
+from suite.track import render
+from suite.track.compare import CompareError, Comparison, compare_rows
+from suite.track.config import CompareConfig, load_config
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="base vs head: verdicts per case; exit 1 on a regression")
+    p.add_argument("base", type=Path, help="base results folder, .json or .csv")
+    p.add_argument("head", type=Path, help="head results folder, .json or .csv")
+    p.add_argument("--out", type=Path, default=None, help="also write compare.md, .csv and .json here")
+    p.add_argument("--allow-other-machine", action="store_true", help="compare runs whose machine fingerprints differ")
+    threshold_args(p)
+
+
+def compare_config(args: argparse.Namespace) -> CompareConfig:
+    """The thresholds: the config file's, overridden by the command line's."""
+    try:
+        config = load_config(args.config, tuple(REGISTRY), form_names())
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    return config.with_cli(args.threshold, args.alpha)
+
+
+def emit(comparison: Comparison, out: Path | None) -> int:
+    """Print the markdown, write the files, append to the CI step summary; the exit status."""
+    markdown = render.render_markdown(comparison)
+    if out is not None:
+        prepare_out(out)
+        write_atomic(out / render.MD_NAME, markdown)
+        write_atomic(out / render.CSV_NAME, render.render_csv(comparison))
+        write_atomic(out / render.JSON_NAME, render.render_json(comparison))
+    print(markdown, end="")
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown + "\n")
+        except OSError as e:
+            print(f"warning: cannot append to GITHUB_STEP_SUMMARY {summary}: {e.strerror or e}", file=sys.stderr)
+    return comparison.exit_code()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = compare_config(args)
+    base_meta, base_rows = load(args.base)
+    head_meta, head_rows = load(args.head)
+    try:
+        comparison = compare_rows(base_rows, head_rows, config, base_meta, head_meta, args.allow_other_machine)
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    return emit(comparison, args.out)

@@ -1,0 +1,313 @@
+"""A/B in one job: two revisions (or two environments) measured interleaved, case by case.
+
+On a shared runner the machine drifts: neighbours come and go, clocks ramp,
+caches warm. Measuring all of base and then all of head lets that drift land on
+one side only and read as a regression. Here every case is measured in rounds,
+base and head alternating in ABBA order (round ``r`` of case ``i`` starts with
+base when ``i + r`` is even), each measurement a fresh ``python -m suite run``
+process for that one case inside the side's own checkout. Drift then hits both
+sides alike, and so does process-to-process luck (memory layout, which core),
+because every side gets several processes. The rounds of one side are pooled
+into one row per case (:func:`merge_rows`) and the two sides are compared with
+``suite.track.compare``.
+
+For revisions, :func:`worktrees` checks both out as detached git worktrees in a
+temporary folder and removes them afterwards; :func:`interleave` only needs a
+folder and an environment per side, so the gate's own benchmark
+(``scripts/gatebench.py``) uses it with one checkout and two environments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite import machine
+from suite.cases import Case
+from suite.format import format_seconds
+from suite.results import (
+    CSV_NAME,
+    JSON_NAME,
+    ResultsError,
+    Row,
+    load_run,
+    measurement_fields,
+    write_csv,
+    write_json,
+)
+from suite.timing import Measurement
+
+SIDES = ("base", "head")
+
+
+class ABError(Exception):
+    """A revision does not resolve, a worktree cannot be made, or a side's run failed."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where one side runs: its checkout and extra environment variables."""
+
+    name: str
+    cwd: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+
+
+def _git(repo: Path, *args: str) -> str:
+    if not repo.is_dir():
+        raise ABError(f"--repo {repo} is not a folder")
+    try:
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ABError(f"git {' '.join(args)} failed: {e}") from None
+    if done.returncode != 0:
+        raise ABError(f"git {' '.join(args)}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    return done.stdout.strip()
+
+
+def resolve(repo: Path, rev: str) -> str:
+    """The full commit a revision names; ABError when it names none."""
+    if rev.startswith("-"):
+        raise ABError(f"bad revision {rev!r}")
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except ABError:
+        raise ABError(f"{rev!r} is not a commit in {repo}") from None
+
+
+@contextlib.contextmanager
+def worktrees(repo: Path, revs: Mapping[str, str]) -> Iterator[dict[str, tuple[Path, str]]]:
+    """Detached worktrees of ``revs`` (name -> revision) in a temporary folder.
+
+    Yields name -> (folder, commit). The worktrees are removed on exit.
+    """
+    repo = Path(_git(repo, "rev-parse", "--show-toplevel"))
+    commits = {name: resolve(repo, rev) for name, rev in revs.items()}
+    tmp = Path(tempfile.mkdtemp(prefix="causal-bench-ab-"))
+    added: list[Path] = []
+    try:
+        out: dict[str, tuple[Path, str]] = {}
+        for name, commit in commits.items():
+            path = tmp / name
+            _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+            added.append(path)
+            out[name] = (path, commit)
+        yield out
+    finally:
+        for path in added:
+            with contextlib.suppress(ABError):
+                _git(repo, "worktree", "remove", "--force", str(path))
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(ABError):
+            _git(repo, "worktree", "prune")
+
+
+def case_flags(case: Case) -> list[str]:
+    """``python -m suite run`` flags that select exactly this case."""
+    return [
+        "--backends",
+        case.backend,
+        "--forms",
+        case.form,
+        "--sizes",
+        f"{case.B}x{case.T}x{case.C}",
+        "--dtypes",
+        case.dtype,
+        "--precisions",
+        case.precision,
+        "--inputs",
+        case.input,
+    ]
+
+
+#: A flag for ``suite run`` and its value (None for a switch).
+Flag = tuple[str, str | None]
+
+
+def run_flags(args: Any) -> list[Flag]:
+    """The ``suite run`` flags every round gets, from ``suite ab``'s parsed arguments."""
+    flags: list[Flag] = [
+        ("--budget", repr(args.budget)),
+        ("--target-ci", repr(args.target_ci)),
+        ("--min-samples", str(args.min_samples)),
+        ("--warmup", repr(args.warmup)),
+        ("--device", args.device),
+        ("--seed", str(args.seed)),
+        ("--timeout", repr(args.timeout)),
+        ("--compile-limit", repr(args.compile_limit)),
+        # Ceilings are measured per process and do not enter the comparison.
+        ("--no-ceilings", None),
+    ]
+    if args.threads is not None:
+        flags.append(("--threads", str(args.threads)))
+    if args.no_isolate:
+        flags.append(("--no-isolate", None))
+    return flags
+
+
+_HELP: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+
+def supported_flags(side: Side, flags: Sequence[Flag]) -> tuple[list[str], list[str]]:
+    """The flags this side's ``suite run`` knows, as argv, and the names it does not know.
+
+    An older revision may lack a newer option; it runs without it rather than fail.
+    """
+    cache_key = (str(side.cwd), tuple(sorted(side.env.items())))
+    if cache_key not in _HELP:
+        _HELP[cache_key] = _run(side, ["run", "--help"], timeout_s=120).stdout
+    help_text = _HELP[cache_key]
+    argv: list[str] = []
+    dropped: list[str] = []
+    for name, value in flags:
+        if name not in help_text:
+            dropped.append(name)
+            continue
+        argv += [name] if value is None else [name, value]
+    return argv, dropped
+
+
+def _run(side: Side, argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(side.env)
+    # The side's own code first, whatever this interpreter has installed.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(side.cwd), env.get("PYTHONPATH", "")) if p)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "suite", *argv],
+            cwd=side.cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        raise ABError(f"{side.name}: `suite {' '.join(argv[:1])}` did not finish in {timeout_s:.0f} s") from None
+    except OSError as e:
+        raise ABError(f"{side.name}: cannot start {sys.executable}: {e}") from None
+
+
+def run_side(side: Side, flags: Sequence[str], out: Path, timeout_s: float) -> tuple[dict[str, Any], list[Row]]:
+    """One ``python -m suite run`` in the side's checkout; its metadata and rows."""
+    done = _run(side, ["run", *flags, "--out", str(out), "--quiet"], timeout_s)
+    if done.returncode not in (0, 1):  # 1: a case failed, which its row says
+        tail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise ABError(f"{side.name} ({side.label or side.cwd}): `suite run {' '.join(flags)}` failed: {tail}")
+    try:
+        return load_run(out)
+    except ResultsError as e:
+        raise ABError(f"{side.name}: {e}") from None
+
+
+def merge_rows(rows: Sequence[Row]) -> Row:
+    """One row from the rounds of one case: samples pooled, statistics recomputed.
+
+    A round that did not produce a timing wins (a failure over a skip), so a
+    case that failed once is reported as failed.
+    """
+    for status in ("mismatch", "error", "timeout", "skipped"):
+        for r in rows:
+            if r.status == status:
+                return r
+    samples = tuple(float(s) for r in rows for s in r.samples_s)
+    if not samples:
+        return rows[0]
+    first = rows[0]
+    m = Measurement(samples, first.calls_per_sample)
+    median = m.median
+    return dataclasses.replace(
+        first,
+        **measurement_fields(m),
+        stop_reason=f"pooled from {len(rows)} rounds",
+        gflops=first.flops / median / 1e9 if median > 0 else math.nan,
+        gbs=first.bytes / median / 1e9 if median > 0 else math.nan,
+        elapsed_s=sum(r.elapsed_s for r in rows if math.isfinite(r.elapsed_s)),
+    )
+
+
+@dataclass
+class SideResult:
+    side: Side
+    meta: dict[str, Any] = field(default_factory=dict)
+    rounds: dict[str, list[Row]] = field(default_factory=dict)
+    run_ids: list[str] = field(default_factory=list)
+
+    def add(self, meta: dict[str, Any], rows: Sequence[Row]) -> None:
+        if not self.meta:
+            self.meta = meta
+        self.run_ids.append(str(meta.get("run_id", "")))
+        for r in rows:
+            self.rounds.setdefault(r.key, []).append(r)
+
+    def merged(self, extra_meta: Mapping[str, Any]) -> tuple[dict[str, Any], list[Row]]:
+        run_id = machine.new_run_id()
+        rows = [dataclasses.replace(merge_rows(rs), run_id=run_id) for rs in self.rounds.values()]
+        meta = {
+            **self.meta,
+            "run_id": run_id,
+            "ab": {"side": self.side.name, "label": self.side.label, "runs": self.run_ids, **extra_meta},
+        }
+        return meta, rows
+
+
+Progress = Callable[[str], None]
+
+
+def interleave(
+    sides: tuple[Side, Side],
+    groups: Sequence[Sequence[str]],
+    run_flags: Sequence[Flag],
+    rounds: int,
+    work: Path,
+    timeout_s: float = 600.0,
+    progress: Progress | None = None,
+) -> tuple[SideResult, SideResult]:
+    """Run every group of cases ``rounds`` times per side, sides alternating ABBA.
+
+    ``groups`` are the case-selecting flags of each subprocess (one case each in
+    ``suite ab``); ``run_flags`` are added to every run (timer budget and so on)
+    where the side's ``suite run`` knows them.
+    """
+    if rounds < 1:
+        raise ABError("rounds must be at least 1")
+    results = (SideResult(sides[0]), SideResult(sides[1]))
+    argv: list[list[str]] = []
+    for side in sides:
+        known, dropped = supported_flags(side, run_flags)
+        argv.append(known)
+        if dropped and progress:
+            progress(f"{side.name} ({side.label or side.cwd}) does not know {', '.join(dropped)}; runs without")
+    for i, group in enumerate(groups):
+        for r in range(rounds):
+            order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
+            for s in order:
+                side = sides[s]
+                out = work / side.name / f"group{i:04d}-round{r}"
+                meta, rows = run_side(side, [*group, *argv[s]], out, timeout_s)
+                results[s].add(meta, rows)
+                if progress:
+                    shown = ", ".join(f"{row.key}: {_brief(row)}" for row in rows)
+                    progress(f"[{i + 1}/{len(groups)}] round {r + 1}/{rounds} {side.name}: {shown}")
+    return results
+
+
+def _brief(row: Row) -> str:
+    return format_seconds(row.median_s) if row.status == "ok" else row.status
+
+
+def write_side(folder: Path, meta: dict[str, Any], rows: Sequence[Row]) -> None:
+    """The pooled rows of one side as an ordinary run folder (CSV and JSON)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(folder / CSV_NAME, rows)
+    write_json(folder / JSON_NAME, meta, rows)

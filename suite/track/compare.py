@@ -1,0 +1,238 @@
+"""Base against head: match cases, test their timings, give verdicts.
+
+Reads stored runs only (``suite.results.load_run``); nothing here runs a benchmark.
+``suite.track.config`` holds the thresholds, ``suite.track.render`` writes the
+verdicts as markdown, CSV and JSON.
+
+**Matching.** Rows are matched by ``Row.key`` (backend, form, shape, dtype,
+precision, input). A key only in head is ``new``, only in base ``gone``.
+
+**Correctness first.** A case whose head row failed (``mismatch``, ``error``,
+``timeout``) while its base row did not is ``broken``: always a failure,
+whatever the timings. The reverse is ``fixed``; failing on both sides is
+``failing`` (not a new failure); a skip on either side is ``skipped``.
+
+**Timings** (both rows ``ok``), from the raw per-call samples ``Row.samples_s``
+(the statistics are in ``suite.stats``):
+
+- the ratio of medians ``head / base`` (above 1: head is slower);
+- its 95% confidence interval by a percentile bootstrap with a fixed seed
+  (:func:`~suite.stats.bootstrap_ratio_ci`: the same inputs give the same
+  interval on every machine);
+- a two-sided Mann-Whitney U test of "the two samples come from one
+  distribution", as asv uses: normal approximation with a correction for ties
+  and a continuity correction (:func:`~suite.stats.mann_whitney_u`).
+
+A case is ``slower`` only when all three agree: the ratio exceeds
+``1 + threshold``, the test gives ``p < alpha``, and the interval's lower bound
+is above 1; ``faster`` is the mirror image (ratio below ``1 / (1 + threshold)``,
+``p < alpha``, upper bound below 1). Anything else is ``same``. The threshold
+guards against what the test cannot see: samples of one process share its
+luck (memory layout, frequency, neighbours on a shared runner), so two runs of
+the same code differ by more than their within-run spread suggests, and a
+significance test alone fires on that. ``alpha`` keeps tiny noisy samples from
+passing on the ratio alone.
+
+**Machines.** Runs whose machine fingerprints differ are refused
+(:class:`CompareError`) unless the caller allows it; the output says either way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from suite.machine import machine_fingerprint
+from suite.report.scaling import exponent_changes
+from suite.results import FAILED_STATUSES, Row
+from suite.stats import bootstrap_ratio_ci, mann_whitney_u
+from suite.track.config import CompareConfig, CompareError, Thresholds
+
+__all__ = [
+    "IMPROVEMENTS",
+    "REGRESSIONS",
+    "VERDICTS",
+    "CaseComparison",
+    "CompareError",
+    "Comparison",
+    "check_machines",
+    "compare_case",
+    "compare_rows",
+    "timing_verdict",
+]
+
+#: Verdicts that fail the gate.
+REGRESSIONS = ("broken", "slower")
+IMPROVEMENTS = ("fixed", "faster")
+VERDICTS = ("broken", "slower", "fixed", "faster", "same", "new", "gone", "failing", "skipped")
+
+
+@dataclass
+class CaseComparison:
+    """One case's verdict and the figures behind it."""
+
+    key: str
+    verdict: str
+    base: Row | None
+    head: Row | None
+    ratio: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    p_value: float = math.nan
+    threshold: float = math.nan
+    alpha: float = math.nan
+    note: str = ""
+
+    @property
+    def row(self) -> Row:
+        r = self.head or self.base
+        assert r is not None
+        return r
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.row
+        b, h = self.base, self.head
+        return {
+            "key": self.key,
+            "backend": r.backend,
+            "form": r.form,
+            "size": f"{r.B}x{r.T}x{r.C}",
+            "dtype": r.dtype,
+            "precision": r.precision,
+            "input": r.input,
+            "verdict": self.verdict,
+            "base_status": b.status if b else "",
+            "head_status": h.status if h else "",
+            "base_median_s": b.median_s if b else math.nan,
+            "head_median_s": h.median_s if h else math.nan,
+            "ratio": self.ratio,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "base_n": len(b.samples_s) if b else 0,
+            "head_n": len(h.samples_s) if h else 0,
+            "note": self.note,
+        }
+
+
+def timing_verdict(base: Sequence[float], head: Sequence[float], limits: Thresholds) -> dict[str, Any]:
+    """Ratio, interval, p-value and verdict for two sets of per-call samples."""
+    x = np.asarray(base, dtype=float)
+    y = np.asarray(head, dtype=float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    out: dict[str, Any] = {"threshold": limits.threshold, "alpha": limits.alpha}
+    if len(x) == 0 or len(y) == 0:
+        return {**out, "verdict": "same", "note": "no samples to compare"}
+    mx, my = float(np.median(x)), float(np.median(y))
+    ratio = my / mx if mx > 0 else math.nan
+    lo, hi = bootstrap_ratio_ci(x, y)
+    _, p = mann_whitney_u(x, y)
+    out.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p)
+    up = 1 + limits.threshold
+    if ratio > up and p < limits.alpha and lo > 1:
+        return {**out, "verdict": "slower"}
+    if ratio < 1 / up and p < limits.alpha and hi < 1:
+        return {**out, "verdict": "faster"}
+    note = ""
+    if len(x) < 2 or len(y) < 2:
+        note = "too few samples for a test"
+    elif (ratio > up or ratio < 1 / up) and p >= limits.alpha:
+        note = f"beyond the threshold but not significant (p = {p:.2g})"
+    return {**out, "verdict": "same", "note": note}
+
+
+def compare_case(key: str, base: Row | None, head: Row | None, config: CompareConfig) -> CaseComparison:
+    """The verdict for one case key (either row may be missing)."""
+    if base is None or head is None:
+        assert base or head
+        return CaseComparison(key, "new" if base is None else "gone", base, head)
+    if head.status in FAILED_STATUSES and base.status not in FAILED_STATUSES:
+        return CaseComparison(key, "broken", base, head, note=f"{base.status} -> {head.status}: {head.reason}")
+    if base.status in FAILED_STATUSES:
+        if head.status == "ok":
+            return CaseComparison(key, "fixed", base, head, note=f"{base.status} -> ok")
+        verdict = "failing" if head.status in FAILED_STATUSES else "skipped"
+        return CaseComparison(key, verdict, base, head, note=f"{base.status} -> {head.status}: {head.reason}")
+    if base.status != "ok" or head.status != "ok":
+        side = "head" if head.status != "ok" else "base"
+        reason = (head if side == "head" else base).reason
+        return CaseComparison(key, "skipped", base, head, note=f"{side} skipped: {reason}")
+    limits = config.for_case(head.backend, head.form)
+    figures = timing_verdict(base.samples_s, head.samples_s, limits)
+    notes = [figures.pop("note", "")]
+    if base.unstable or head.unstable:
+        notes.append("unstable (IQR > 10% of median)")
+    return CaseComparison(key, base=base, head=head, note="; ".join(n for n in notes if n), **figures)
+
+
+@dataclass
+class Comparison:
+    """All verdicts of base against head, and what the reader must know about them."""
+
+    cases: list[CaseComparison]
+    config: CompareConfig
+    base_meta: dict[str, Any]
+    head_meta: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    #: One line per backend and form whose scaling exponent k in T moved (a form
+    #: that turned from linear to quadratic is news even where no size regressed).
+    #: Informational: it does not change the exit status.
+    scaling: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return any(c.verdict in REGRESSIONS for c in self.cases)
+
+    def counts(self) -> dict[str, int]:
+        return {v: n for v in VERDICTS if (n := sum(c.verdict == v for c in self.cases))}
+
+    def exit_code(self) -> int:
+        return 1 if self.regressed else 0
+
+
+def check_machines(base_meta: Mapping[str, Any], head_meta: Mapping[str, Any], allow_other: bool) -> list[str]:
+    """Warnings about the machines; CompareError when they differ and that is not allowed."""
+    fb, fh = machine_fingerprint(base_meta), machine_fingerprint(head_meta)
+    if fb is None or fh is None:
+        missing = " and ".join(s for s, f in (("base", fb), ("head", fh)) if f is None)
+        return [f"machine fingerprint unknown for {missing} (no run metadata): cannot check it is one machine"]
+    if fb == fh:
+        return []
+    what = f"base ran on machine {fb} ({_machine_name(base_meta)}), head on {fh} ({_machine_name(head_meta)})"
+    if not allow_other:
+        raise CompareError(
+            f"refusing to compare runs from different machines: {what}; pass --allow-other-machine to compare anyway"
+        )
+    return [f"different machines: {what}; compared anyway (--allow-other-machine), timings may not be comparable"]
+
+
+def _machine_name(meta: Mapping[str, Any]) -> str:
+    m = meta.get("machine") or {}
+    gpu = f", {m['gpu_name']}" if m.get("gpu_name") else ""
+    return f"{m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} cores{gpu}"
+
+
+def compare_rows(
+    base_rows: Sequence[Row],
+    head_rows: Sequence[Row],
+    config: CompareConfig | None = None,
+    base_meta: Mapping[str, Any] | None = None,
+    head_meta: Mapping[str, Any] | None = None,
+    allow_other_machine: bool = False,
+) -> Comparison:
+    """Match rows by key and judge each case. Raises CompareError for other machines."""
+    config = config or CompareConfig()
+    bm, hm = dict(base_meta or {}), dict(head_meta or {})
+    warnings = check_machines(bm, hm, allow_other_machine)
+    base = {r.key: r for r in base_rows}
+    head = {r.key: r for r in head_rows}
+    keys = list(dict.fromkeys([*base, *head]))
+    cases = [compare_case(k, base.get(k), head.get(k), config) for k in keys]
+    scaling = [c.describe() for c in exponent_changes(base_rows, head_rows)]
+    return Comparison(cases, config, bm, hm, warnings, scaling)

@@ -1,0 +1,155 @@
+"""Worker processes: each backend runs its cases in a spawned child of its own.
+
+JAX preallocates GPU memory when it starts, frameworks crash, and one bad case
+must not cost the others. The parent (``IsolatedRunner``) keeps one worker alive
+at a time, sends it cases and receives rows; a worker that dies or runs past the
+per-case timeout is replaced and its case becomes an ``error`` or ``timeout`` row.
+The child's side is ``_worker_main``; the case pipeline itself is ``suite.runner``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from suite.cases import Case, RunOptions
+from suite.results import Row
+from suite.runner import BackendInfo, first_line, open_backend, run_case
+
+
+def _worker_main(conn: Connection, name: str, options: RunOptions) -> None:
+    """Worker loop: report the backend, then answer each case with a row."""
+    # The parent decides what Ctrl-C means; a worker must not die mid-row from it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        adapter, info = open_backend(name, options)
+    except Exception as e:
+        conn.send(("info", BackendInfo(name, False, f"failed to start: {first_line(e)}")))
+        return
+    conn.send(("info", info))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        row = run_case(msg, adapter, options, info.threads)
+        conn.send(("row", row))
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class Worker:
+    """One backend in a child process; restarted by the caller when it dies."""
+
+    def __init__(self, name: str, options: RunOptions) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, name, options), daemon=True)
+        self.process.start()
+        child.close()
+        self.info: BackendInfo = self._expect("info", options.case_timeout_s + 60)
+
+    def _expect(self, kind: str, timeout: float) -> Any:
+        if not self._conn.poll(timeout):
+            self.kill()
+            raise TimeoutError
+        try:
+            got_kind, payload = self._conn.recv()
+        except (EOFError, ConnectionError, OSError):
+            self.process.join(5)
+            raise WorkerDied(_exit_description(self.process.exitcode)) from None
+        if got_kind != kind:
+            raise WorkerDied(f"worker sent {got_kind!r} where {kind!r} was due")
+        return payload
+
+    def run(self, case: Case, timeout: float) -> Row:
+        self._conn.send(case)
+        row: Row = self._expect("row", timeout)
+        return row
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(None)
+        self.process.join(10)
+        self.kill()
+
+
+def _exit_description(code: int | None) -> str:
+    if code is None:
+        return "worker process vanished"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out-of-memory kill?)" if -code == signal.SIGKILL else ""
+        return f"worker process killed by {name}{hint}"
+    return f"worker process exited with status {code}"
+
+
+class IsolatedRunner:
+    """Runs each backend's cases in its own worker process."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self._workers: dict[str, Worker] = {}
+        self._infos: dict[str, BackendInfo] = {}
+
+    def info(self, name: str) -> BackendInfo:
+        if name not in self._infos:
+            for other in list(self._workers):  # one framework at a time: no noise from idle ones
+                self._workers.pop(other).close()
+            self._start(name)
+        return self._infos[name]
+
+    def _start(self, name: str) -> None:
+        try:
+            worker = Worker(name, self.options)
+        except (TimeoutError, WorkerDied) as e:
+            self._infos[name] = BackendInfo(name, False, f"worker failed to start: {e}")
+            return
+        self._workers[name] = worker
+        self._infos[name] = worker.info
+
+    def run(self, case: Case) -> Row:
+        worker = self._workers.get(case.backend)
+        if worker is None:
+            self._start(case.backend)
+            worker = self._workers.get(case.backend)
+            if worker is None:
+                return case.row(status="error", reason=self._infos[case.backend].reason)
+        start = time.perf_counter()
+        try:
+            return worker.run(case, self.options.case_timeout_s)
+        except TimeoutError:
+            self._workers.pop(case.backend, None)
+            return case.row(
+                status="timeout",
+                device=worker.info.device,
+                reason=f"ran past the per-case timeout of {self.options.case_timeout_s:g} s; worker stopped",
+                elapsed_s=time.perf_counter() - start,
+            )
+        except WorkerDied as e:
+            self._workers.pop(case.backend, None)
+            worker.kill()
+            return case.row(
+                status="error", device=worker.info.device, reason=str(e), elapsed_s=time.perf_counter() - start
+            )
+
+    def close(self) -> None:
+        for w in self._workers.values():
+            w.close()
+        self._workers.clear()

@@ -1,0 +1,153 @@
+"""A/B in one job: two commits of a scratch repository, interleaved, pooled, compared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from suite.cases import Case
+from suite.cli import main
+from suite.results import Row, load_run
+from suite.track import ab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A test-only plugin that replaces ``numpy`` under its own name; the second
+# commit makes cumsum spin 200 us more per call (the kernel takes a few us).
+PLUGIN = """
+import time
+
+from backends.base import Built
+from backends.numpy_backend import NumpyBackend
+
+DELAY_S = {delay}
+
+
+class Plug(NumpyBackend):
+    name = "numpy"
+
+    def build(self, form, x, precision):
+        built = super().build(form, x, precision)
+        delay = DELAY_S if form == "cumsum" else 0.0
+
+        def fn():
+            out = built.fn()
+            end = time.perf_counter() + delay
+            while time.perf_counter() < end:
+                pass
+            return out
+
+        return Built(fn, built.compile_s)
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def scratch_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("backends", "suite"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "abplug.py").write_text(PLUGIN.format(delay="0.0"))
+    git(repo, "init", "--quiet")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "base")
+    (repo / "abplug.py").write_text(PLUGIN.format(delay="2e-4"))
+    git(repo, "commit", "--quiet", "-am", "slow cumsum")
+    return repo
+
+
+@pytest.mark.slow
+def test_ab_catches_a_slowdown_between_two_commits(
+    scratch_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CAUSAL_BENCH_BACKENDS", "abplug:Plug")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    out = tmp_path / "ab"
+    argv = ["ab", "HEAD~1", "HEAD", "--repo", str(scratch_repo), "--out", str(out), "--quiet"]
+    argv += ["--backends", "numpy", "--forms", "cumsum", "--sizes", "1x8x2", "--rounds", "2"]
+    argv += ["--budget", "0.05", "--min-samples", "5", "--warmup", "0.01", "--config", str(scratch_repo / "x.toml")]
+    assert main(argv) == 2  # a named config that does not exist
+    assert main(argv[:-2]) == 1
+    printed = capsys.readouterr().out
+    assert "### Regressions (1)" in printed and "numpy:cumsum:1x8x2" in printed
+
+    commits = {"base": git(scratch_repo, "rev-parse", "HEAD~1"), "head": git(scratch_repo, "rev-parse", "HEAD")}
+    medians = {}
+    for side in ("base", "head"):
+        meta, rows = load_run(out / side)
+        assert meta["git_commit"] == commits[side]  # each side ran its own checkout
+        assert meta["ab"]["side"] == side and len(meta["ab"]["runs"]) == 2
+        (r,) = rows
+        assert r.status == "ok" and r.stop_reason == "pooled from 2 rounds"
+        assert r.n_samples == len(r.samples_s) >= 2 * 3
+        medians[side] = r.median_s
+    assert medians["head"] - medians["base"] > 150e-6  # the 200 us spin, less noise
+    (case,) = json.loads((out / "compare.json").read_text())["cases"]
+    assert case["verdict"] == "slower" and case["ci_low"] > 2
+    # The worktrees are gone again.
+    assert len(git(scratch_repo, "worktree", "list").splitlines()) == 1
+
+
+def test_ab_bad_revision_is_a_usage_error(scratch_repo: Path, tmp_path: Path, capsys) -> None:
+    argv = ["ab", "HEAD~1", "no-such-branch", "--repo", str(scratch_repo), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--backends", "numpy", "--forms", "cumsum", "--sizes", "1x8x2"]) == 2
+    assert "'no-such-branch' is not a commit" in capsys.readouterr().err
+    assert len(git(scratch_repo, "worktree", "list").splitlines()) == 1
+
+
+def _row(samples: list[float], status: str = "ok") -> Row:
+    return Case("numpy", "cumsum", 1, 8, 2, "float32", "ieee", "normal").row(status=status, samples_s=samples)
+
+
+def test_merge_rows_pools_samples_and_keeps_failures() -> None:
+    merged = ab.merge_rows([_row([1.0, 2.0, 3.0]), _row([4.0, 5.0])])
+    assert merged.samples_s == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert merged.median_s == 3.0 and merged.min_s == 1.0 and merged.n_samples == 5
+    assert merged.iqr_s == pytest.approx(2.0)
+    assert merged.unstable  # IQR 2 on a median of 3
+    failed = ab.merge_rows([_row([1.0]), _row([], status="skipped"), _row([], status="error")])
+    assert failed.status == "error"
+
+
+def test_interleave_alternates_abba(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def fake_run_side(side: ab.Side, flags: list[str], out: Path, timeout_s: float) -> tuple[dict[str, str], list[Row]]:
+        calls.append((side.name, out.name))
+        return {"run_id": f"{side.name}-{len(calls)}"}, [_row([float(len(calls))])]
+
+    monkeypatch.setattr(ab, "run_side", fake_run_side)
+    monkeypatch.setattr(ab, "supported_flags", lambda side, flags: (["--budget", "1"], []))
+    sides = (ab.Side("base", tmp_path), ab.Side("head", tmp_path))
+    base, head = ab.interleave(sides, [["g0"], ["g1"]], [], 2, tmp_path)
+    assert [c[0] for c in calls] == ["base", "head", "head", "base", "head", "base", "base", "head"]
+    assert len(base.run_ids) == len(head.run_ids) == 4
+
+
+def test_ab_with_a_missing_repo_or_a_bad_revision_exits_2_and_writes_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "ab"
+    assert main(["ab", "HEAD~1", "HEAD", "--repo", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --repo {tmp_path / 'nowhere'} is not a folder\n"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert main(["ab", "no-such-rev", "HEAD", "--repo", str(repo), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not out.exists()
