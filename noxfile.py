@@ -1,10 +1,10 @@
-"""Sessions: tests, bench, pybench, check, report, selftest, compare, ab, lint, gpu. ``nox -l`` lists them."""
+"""Sessions: tests, tests_triton, lint, bench, pybench, check, report, selftest, compare, ab, gpu, mutation."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "tests_triton", "lint"]
 nox.options.default_venv_backend = "venv"  # pip, which finds the pinned CPU torch on disk
 
 PYTHON = "3.11"
@@ -24,13 +24,14 @@ def install_suite(session: nox.Session, extras: str) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite with the backends of `.[all]` installed; none may be skipped."""
-    install_suite(session, "all,dev")
+    """Run the test suite with the backends of `.[all]` and Ray (`.[fleet]`) installed; none may be skipped."""
+    install_suite(session, "all,dev,fleet")
     session.run("python", "-m", "suite", "backends")
     session.run(
         "pytest",
         *session.posargs,
-        env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS},
+        # The fleet tests start one two-node Ray cluster, in a sealed network namespace (tests/test_fleet.py).
+        env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS, "CAUSAL_BENCH_REQUIRE_FLEET": "1"},
     )
     if not session.posargs:
         # The pytest-benchmark cases, each run once: they still build, check and sync.
@@ -40,6 +41,28 @@ def tests(session: nox.Session) -> None:
             "--benchmark-disable",
             env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS},
         )
+
+
+@nox.session(python=PYTHON)
+def tests_triton(session: nox.Session) -> None:
+    """The Triton kernels in Triton's CPU interpreter (TRITON_INTERPRET=1), `.[triton]` installed and required."""
+    install_suite(session, "triton,dev")
+    session.run(
+        "pytest",
+        "tests/backends/test_triton.py",
+        "-m",
+        "not gpu",
+        *session.posargs,
+        env={"TRITON_INTERPRET": "1", "CAUSAL_BENCH_REQUIRE_BACKENDS": "triton"},
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the decision code with mutmut ([tool.mutmut]); not part of CI."""
+    install_suite(session, "all,dev,mutation")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")
 
 
 @nox.session(python=PYTHON)
@@ -83,7 +106,7 @@ def compare(session: nox.Session) -> None:
     """The performance gate on stored runs: ``nox -s compare -- BASE HEAD [--out DIR]``; fails on a regression."""
     if len(session.posargs) < 2:
         session.error("usage: nox -s compare -- BASE HEAD [--out DIR] [--threshold 0.05] [--allow-other-machine]")
-    session.install("-e", ".")
+    session.install("-e", ".[track]")
     session.run("python", "-m", "suite", "compare", *session.posargs)
 
 

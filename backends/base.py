@@ -108,6 +108,10 @@ class Backend(ABC):
     forms: ClassVar[Mapping[str, Callable[..., Any]]]
     #: Forms this adapter does not implement, each with the reason a skipped row shows.
     unimplemented_forms: ClassVar[Mapping[str, str]] = {}
+    #: The kernels this adapter can run a form with (the attention form's fused
+    #: kernels), the library's own choice first. A case of such a form names its
+    #: kernel (``Case.kernel``); forms not listed take no kernel.
+    form_kernels: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def __init__(self, device: str = "auto") -> None:
         if device not in DEVICES:
@@ -155,11 +159,26 @@ class Backend(ABC):
 
         Raises :class:`CaseUnsupported` with :meth:`supports`' reason for a
         combination this backend cannot run; otherwise the adapter's :meth:`_build`.
+        A form with kernels runs with the library's own choice (:meth:`build_kernel`).
         """
+        if kernel := self.default_kernel(form):
+            return self.build_kernel(form, x, precision, kernel)
         reason = self.supports(form, self.dtype_name(x), precision)
         if reason:
             raise CaseUnsupported(reason)
         return self._build(form, x, precision)
+
+    def build_kernel(self, form: str, x: Any, precision: str, kernel: str) -> Built:
+        """:meth:`build` for a form with kernels (the attention form): ``form`` run by ``kernel``.
+
+        Raises :class:`CaseUnsupported` with :meth:`supports`' or
+        :meth:`kernel_unsupported`'s reason; otherwise the adapter's :meth:`_build_kernel`.
+        """
+        dtype = self.dtype_name(x)
+        reason = self.supports(form, dtype, precision) or self.kernel_unsupported(form, kernel, dtype)
+        if reason:
+            raise CaseUnsupported(reason)
+        return self._build_kernel(form, x, precision, kernel)
 
     @abstractmethod
     def _build(self, form: str, x: Any, precision: str) -> Built:
@@ -167,6 +186,29 @@ class Backend(ABC):
 
         Any compile or trace step is done here and timed into ``Built.compile_s``.
         """
+
+    def _build_kernel(self, form: str, x: Any, precision: str, kernel: str) -> Built:
+        """The computation of a supported ``form`` with a supported ``kernel``, ready to call.
+
+        Adapters that list kernels in ``form_kernels`` implement this. A kernel the
+        library refuses for this input (device, head dimension, dtype) raises
+        :class:`CaseUnsupported` with the library's reason.
+        """
+        raise CaseUnsupported(f"{self.name} has no kernels for {form}")
+
+    @classmethod
+    def default_kernel(cls, form: str) -> str:
+        """The kernel ``form`` runs with when none is named: the library's own choice ("" for no kernels)."""
+        return cls.form_kernels.get(form, ("",))[0]
+
+    def kernel_unsupported(self, form: str, kernel: str, dtype: str) -> str | None:
+        """Why ``form`` cannot run with ``kernel`` here (known before any allocation), or None."""
+        offered = self.form_kernels.get(form, ())
+        if not offered:
+            return f"{self.name} has no kernel choice for {form}; got kernel {kernel!r}" if kernel else None
+        if kernel not in offered:
+            return f"{self.name} has no {form} kernel {kernel!r}; it offers {', '.join(offered)}"
+        return None
 
     @abstractmethod
     def sync(self, result: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from backends._attention import JAX_KERNELS, gpu_only_reason, jax_attention, jax_matmul_precision, jax_qk
 from backends._common import best_seconds, flush_bytes, forms_table, numpy_input_dtype
 from backends._cuda import CEILING_REPEATS, GPU_MATMUL_MODES, WALL_COPY_BYTES, gpu_ceilings, lax_precision
 from backends.base import Availability, Backend, Built, CaseUnsupported, Ceilings
@@ -100,7 +101,11 @@ class JaxJitBackend(Backend):
     name = "jax"
     module = "jax"
     extra = "jax"
-    forms: ClassVar[Mapping[str, Callable[..., Any]]] = forms_table(loop, matrix, softmax, cumsum, chunked)
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = {
+        **forms_table(loop, matrix, softmax, cumsum, chunked),
+        "attention": jax_attention,
+    }
+    form_kernels: ClassVar[Mapping[str, tuple[str, ...]]] = {"attention": JAX_KERNELS}
     #: Block size of the chunked form per platform: results/tuning/chunk_block.md.
     chunk_block: ClassVar[dict[str, int]] = {"cpu": 32, "gpu": 64}
 
@@ -176,6 +181,36 @@ class JaxJitBackend(Backend):
         compile_s = time.perf_counter() - t0
         return Built(lambda: compiled(x), compile_s=compile_s)
 
+    def kernel_unsupported(self, form: str, kernel: str, dtype: str) -> str | None:
+        why = super().kernel_unsupported(form, kernel, dtype)
+        return why or (None if self.is_gpu() else gpu_only_reason("jax", kernel, self.device()))
+
+    def _build_kernel(self, form: str, x: Any, precision: str, kernel: str) -> Built:
+        """``dot_product_attention`` with ``implementation=kernel``, jitted with q and k as arguments.
+
+        The attention matmuls take no precision argument: the mode is the default
+        matmul precision while the function is traced. JAX refuses a case an
+        implementation cannot take (cuDNN: dtype, head dimension; XLA on the CPU:
+        float16) while lowering; that is a skipped case with JAX's words.
+        """
+        jax = self.jax
+        q, k = jax_qk(x), jax_qk(x)
+        fn = jax.jit(partial(self.forms[form], implementation=kernel))
+        t0 = time.perf_counter()
+        try:
+            with jax_matmul_precision(precision, self.dtype_name(x)):
+                compiled = fn.lower(q, k, x).compile()
+        except (ValueError, NotImplementedError, RuntimeError) as e:
+            # A refusal is a ValueError or NotImplementedError (XLA's CPU has no float16
+            # dot with float32 accumulation); cuDNN also raises RuntimeError. XLA's
+            # RuntimeErrors (out of memory, say) stay errors.
+            if kernel == "xla" and isinstance(e, RuntimeError):
+                raise
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise CaseUnsupported(f"jax refuses the {kernel} kernel here: {type(e).__name__}: {first}") from None
+        compile_s = time.perf_counter() - t0
+        return Built(lambda: compiled(q, k, x), compile_s=compile_s)
+
     def sync(self, result: Any) -> None:
         result.block_until_ready()
 
@@ -185,7 +220,8 @@ class JaxJitBackend(Backend):
         return None
 
     def cache_bytes(self) -> int:
-        # JAX does not expose the L2 size; 50 MiB covers the H100's (and the H200's).
+        # JAX does not expose the L2 size; 50 MiB covers the H100's and H200's (NVIDIA's
+        # published L2 sizes: 50 MiB), twice flushed by flush_bytes.
         return 50 * (1 << 20) if self.is_gpu() else 0
 
     def flush_cache(self) -> None:
@@ -198,6 +234,9 @@ class JaxJitBackend(Backend):
 
     def measure_ceilings(self) -> Ceilings | None:
         """Copy bandwidth and matmul rates on the GPU, timed with ``block_until_ready``.
+
+        The matmul modes are torch's (``GPU_MATMUL_MODES``) but float64, which JAX
+        computes only in x64 mode (``JAX_MATMUL_MODES``).
 
         None on the CPU (the harness measures the host). Host wall time includes
         a dispatch (tens of microseconds), so the buffers are large enough that

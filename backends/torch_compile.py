@@ -15,8 +15,9 @@ from __future__ import annotations
 import shutil
 from typing import Any, ClassVar
 
+from backends._attention import torch_ran
 from backends._common import CompileModel, timed_first_call
-from backends.base import Availability, Built
+from backends.base import Availability, Built, CaseUnsupported
 from backends.torch_eager import TorchEagerBackend
 
 #: Step counts compiled to seed the loop's compile-time model when this process
@@ -47,19 +48,42 @@ class TorchCompileBackend(TorchEagerBackend):
         return base
 
     def _build(self, form: str, x: Any, precision: str) -> Built:
-        torch = self.torch
-        impl = self._prepare(form, precision)
-        torch._dynamo.reset()
-        compiled = torch.compile(impl, dynamic=False)
-        hits = _cache_hits()
-        _, seconds = timed_first_call(lambda: compiled(x), self.sync)
-        cached = _cache_hits() > hits
+        compiled, seconds, cached = self._compile(self._prepare(form, precision), x)
         if form == "loop" and not cached:
             # A graph served from Inductor's on-disk cache compiles in a fraction of
             # the cold time; fitting it would make large loops look cheap to compile.
             self._loop_model().add(loop_steps(tuple(x.shape)), seconds)
         notes = "graph served from the Inductor cache" if cached else ""
         return Built(lambda: compiled(x), compile_s=seconds, notes=notes)
+
+    def _compile(self, impl: Any, *args: Any) -> tuple[Any, float, bool]:
+        """``impl`` compiled afresh and called once on ``args``: (compiled, seconds, served from cache)."""
+        torch = self.torch
+        torch._dynamo.reset()
+        compiled = torch.compile(impl, dynamic=False)
+        hits = _cache_hits()
+        _, seconds = timed_first_call(lambda: compiled(*args), self.sync)
+        return compiled, seconds, _cache_hits() > hits
+
+    def _build_kernel(self, form: str, x: Any, precision: str, kernel: str) -> Built:
+        """SDPA compiled with ``kernel`` pinned while Dynamo traces; the profiler says what then runs.
+
+        Inductor may lower SDPA to its own code instead of the pinned kernel (on the
+        CPU it emits batched matmuls and a softmax, whatever the pin): a pinned kernel
+        that does not run is a skipped case, and ``auto`` records what ran.
+        """
+        impl, qkv = self._attention(x, precision, kernel)
+        compiled, seconds, cached = self._compile(impl, *qkv)
+        ran = torch_ran(lambda: self.sync(compiled(*qkv)))
+        # No SDPA operator in the profile: Inductor compiled the math algorithm itself.
+        what = ran or "math (Inductor's own matmuls and softmax; no SDPA kernel in the profile)"
+        if kernel not in ("auto", ran or "math"):
+            raise CaseUnsupported(f"torch.compile on {self.device()} does not run the {kernel} kernel: it ran {what}")
+        notes = [
+            f"auto ran {what}" if kernel == "auto" else "",
+            "graph served from the Inductor cache" if cached else "",
+        ]
+        return Built(lambda: compiled(*qkv), compile_s=seconds, notes="; ".join(filter(None, notes)))
 
     def _loop_model(self) -> CompileModel:
         return self.compile_models.setdefault("loop", CompileModel())

@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from backends._attention import (
+    TORCH_KERNELS,
+    gpu_only_reason,
+    pin_sdpa,
+    torch_attention,
+    torch_check,
+    torch_inputs,
+    torch_picked,
+)
 from backends._common import flush_bytes, forms_table, numpy_input_dtype
 from backends._cuda import (
     CEILING_REPEATS,
@@ -98,7 +107,11 @@ class TorchEagerBackend(Backend):
     name = "torch"
     module = "torch"
     extra = "torch"
-    forms: ClassVar[Mapping[str, Callable[..., Any]]] = forms_table(loop, matrix, softmax, cumsum, chunked)
+    forms: ClassVar[Mapping[str, Callable[..., Any]]] = {
+        **forms_table(loop, matrix, softmax, cumsum, chunked),
+        "attention": torch_attention,
+    }
+    form_kernels: ClassVar[Mapping[str, tuple[str, ...]]] = {"attention": TORCH_KERNELS}
     #: Block size of the chunked form per device type: results/tuning/chunk_block.md.
     chunk_block: ClassVar[dict[str, int]] = {"cpu": 32, "cuda": 64}
 
@@ -165,6 +178,23 @@ class TorchEagerBackend(Backend):
     def _build(self, form: str, x: Any, precision: str) -> Built:
         impl = self._prepare(form, precision)
         return Built(lambda: impl(x))
+
+    def kernel_unsupported(self, form: str, kernel: str, dtype: str) -> str | None:
+        why = super().kernel_unsupported(form, kernel, dtype)
+        return why or (None if self.is_gpu() else gpu_only_reason("torch", kernel, self.device()))
+
+    def _attention(self, x: Any, precision: str, kernel: str) -> tuple[Callable[..., Any], tuple[Any, Any, Any]]:
+        """The attention function and its (q, k, v), with ``kernel`` pinned and shown to take them."""
+        impl = self._prepare("attention", precision)
+        qkv = torch_inputs(x)
+        pin_sdpa(kernel)
+        torch_check(kernel, *qkv)
+        return impl, qkv
+
+    def _build_kernel(self, form: str, x: Any, precision: str, kernel: str) -> Built:
+        impl, qkv = self._attention(x, precision, kernel)
+        notes = f"auto ran {torch_picked(*qkv)} (torch._fused_sdp_choice)" if kernel == "auto" else ""
+        return Built(lambda: impl(*qkv), notes=notes)
 
     def sync(self, result: Any) -> None:
         if self.is_gpu():

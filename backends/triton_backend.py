@@ -93,6 +93,7 @@ class TritonBackend(TorchEagerBackend):
         "matrix": "matmul forms are left to the array libraries",
         "softmax": "matmul forms are left to the array libraries",
         "chunked": "the fused kernel scans its tiles itself; see the cumsum form",
+        "attention": "the fused attention kernels are torch's and JAX's; this kernel is the O(T) scan",
     }
     #: The form's kernel maker: ``maker()`` is the jitted kernel, launched by :meth:`_build`.
     forms: ClassVar[Mapping[str, Callable[..., Any]]] = {"cumsum": causal_mean_kernel}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from backends import DTYPES, PRECISIONS, REGISTRY
+from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
 from suite.reference import FILE_INPUT, INPUT_KINDS
 from suite.timing import TimerConfig
@@ -30,7 +31,9 @@ PRESETS: dict[str, tuple[Shape, ...]] = {
     "small": ((4, 8, 16), (4, 32, 16), (4, 128, 16)),
     "medium": ((8, 256, 256), (8, 512, 256), (8, 1024, 256)),
     "large": ((8, 1024, 1024), (8, 2048, 1024), (8, 4096, 1024)),
-    "default": ((8, 8, 256), (8, 128, 256), (8, 1024, 256)),
+    # Five T values, so every fitted exponent rests on five points; sized, with the
+    # budget ``nox -s bench`` passes, to finish in 2 minutes here (README, "Default sweep").
+    "default": ((8, 8, 256), (8, 32, 256), (8, 128, 256), (8, 512, 256), (8, 1024, 256)),
     "gpu": ((8, 1024, 1024), (8, 4096, 1024), (8, 16384, 1024)),
     "check": ((4, 8, 2), (1, 64, 8), (4, 64, 1), (4, 1, 8), (2, 1000, 4), (1, 4097, 2)),
 }
@@ -48,6 +51,15 @@ class Case:
     dtype: str = "float32"
     precision: str = "ieee"
     input: str = "normal"
+    #: The kernel that computes a form offering several (the attention form's
+    #: ``flash``, ``math``, ...; ``Backend.form_kernels``); "" for the other forms.
+    #: Left empty for such a form, it becomes the backend's default kernel.
+    kernel: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kernel and self.backend in REGISTRY:
+            # A form with kernels always names one: the library's own choice unless given.
+            object.__setattr__(self, "kernel", REGISTRY[self.backend].default_kernel(self.form))
 
     @property
     def shape(self) -> Shape:
@@ -56,12 +68,19 @@ class Case:
     @property
     def key(self) -> str:
         """The identity of a case across runs: what was computed, not how it went."""
-        return f"{self.backend}:{self.form}:{self.B}x{self.T}x{self.C}:{self.dtype}:{self.precision}:{self.input}"
+        key = f"{self.backend}:{self.form}:{self.B}x{self.T}x{self.C}:{self.dtype}:{self.precision}:{self.input}"
+        # Only cases with a kernel carry it, so the keys of stored runs stay valid.
+        return f"{key}:{self.kernel}" if self.kernel else key
+
+    @property
+    def form_kernel(self) -> str:
+        """The form, with its kernel where it has one (``attention[flash]``): one curve of the scaling wing."""
+        return f"{self.form}[{self.kernel}]" if self.kernel else self.form
 
     def label(self) -> str:
         extra = "" if self.precision == "ieee" else f" {self.precision}"
         extra += "" if self.input == "normal" else f" {self.input}"
-        return f"{self.backend} {self.form} {self.B}x{self.T}x{self.C} {self.dtype}{extra}"
+        return f"{self.backend} {self.form_kernel} {self.B}x{self.T}x{self.C} {self.dtype}{extra}"
 
     def row(self, **fields: Any) -> Row:
         """The ``Row`` recording this case's outcome."""
@@ -74,6 +93,23 @@ class Case:
 CASE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Case))
 
 
+def known_kernels() -> tuple[str, ...]:
+    """Every kernel some registered backend offers for some form, in registry order."""
+    return tuple(dict.fromkeys(k for cls in REGISTRY.values() for ks in cls.form_kernels.values() for k in ks))
+
+
+def backend_kernels(backend: str, form: str, requested: tuple[str, ...]) -> tuple[str, ...]:
+    """The kernels a sweep runs ``form`` with on ``backend``: ("",) for a form without kernels.
+
+    Of the ``requested`` kernels (empty: the library's own choice, listed first),
+    those the backend offers for the form; none when it offers none of them.
+    """
+    offered = REGISTRY[backend].form_kernels.get(form, ())
+    if not offered:
+        return ("",)
+    return tuple(k for k in requested if k in offered) if requested else offered[:1]
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """The cross product a run covers; ``cases()`` expands it in run order."""
@@ -84,6 +120,9 @@ class SweepSpec:
     dtypes: tuple[str, ...] = ("float32",)
     precisions: tuple[str, ...] = ("ieee",)
     inputs: tuple[str, ...] = ("normal",)
+    #: Kernels for the forms that have them (``--attention-kernels``); each backend
+    #: runs those it offers. Empty: each library's own choice.
+    kernels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for label, values, known in (
@@ -98,6 +137,10 @@ class SweepSpec:
             for v in values:
                 if v not in known:
                     raise ValueError(f"unknown {label} {v!r}; choose from {', '.join(known)}")
+        known = known_kernels()
+        for k in self.kernels:
+            if k not in known:
+                raise ValueError(f"unknown kernel {k!r}; choose from {', '.join(known)}")
         for shape in self.sizes:
             if len(shape) != 3 or any(int(d) < 1 for d in shape):
                 raise ValueError(f"sizes must be three positive integers BxTxC; got {shape}")
@@ -110,13 +153,14 @@ class SweepSpec:
         """
         sizes = sorted(self.sizes, key=lambda s: (s[0] * s[1] * s[2], s))
         return [
-            Case(b, f, *s, dtype=d, precision=p, input=i)
+            Case(b, f, *s, dtype=d, precision=p, input=i, kernel=k)
             for b in self.backends
             for s in sizes
             for d in self.dtypes
             for p in self.precisions
             for i in self.inputs
             for f in self.forms
+            for k in backend_kernels(b, f, self.kernels)
         ]
 
 
@@ -159,3 +203,14 @@ class RunOptions:
     isolate: bool = True
     input_file: str | None = None  # the array for cases whose input is ``file``
     ceilings: bool = True  # measure device ceilings when a backend opens (timed runs only)
+    profile_dir: str = ""  # ``--profile``: traces of extra calls after timing go here (suite.profiling)
+    # Contention (suite.contention): the policy for a case measured while other
+    # processes competed for its cores, and the bound on waiting for quiet.
+    on_contention: str = field(default_factory=default_policy)
+    contention_wait_s: float = 20.0
+    # Rounds: each case measured in this many fresh worker processes, interleaved
+    # across the sweep (suite.session.run_cases), pooled into one row (suite.rounds).
+    rounds: int = 1
+    # Fleet (suite.fleet): the Ray cluster that places the cases (auto, local,
+    # ray://HOST:PORT, HOST:PORT); "" runs them on this machine.
+    cluster: str = ""

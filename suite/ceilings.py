@@ -38,9 +38,10 @@ CACHE_MULTIPLE = 4
 MIN_COPY_BYTES = 64 << 20
 MAX_COPY_BYTES = 512 << 20
 #: Square matmul sizes for the host's compute ceiling; the best rate counts. On
-#: the project's 2-core CPU OpenBLAS peaks near n = 512 (blocks that stay in L2:
-#: about 200 GFLOP/s float32) and falls to 70-110 at n = 1024-2048, while XLA
-#: reaches 100-125 at those sizes: a single size would put JAX above "the ceiling".
+#: the project's 2-core CPU OpenBLAS peaked near n = 512 (blocks that stay in L2)
+#: and fell at n = 1024-2048, where XLA ran faster than it: a single size would put
+#: JAX above "the ceiling" (the figures were not kept in results/; each run stores
+#: the ceilings it measured in its results.json).
 HOST_MATMUL_SIZES: tuple[int, ...] = (512, 1024)
 HOST_DTYPES: tuple[str, ...] = ("float32", "float64")
 REPEATS = 5

@@ -22,6 +22,16 @@ def format_seconds(s: float) -> str:
     raise AssertionError("unreachable")
 
 
+def format_bytes(n: float) -> str:
+    """A size with a binary unit a person reads at a glance (B, KiB, MiB, GiB)."""
+    if n is None or math.isnan(n):
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g} B"
+
+
 def format_speedup(ratio: float) -> str:
     """``2.5x``, ``0.47x``, ``123x``: two significant digits, never an exponent."""
     return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.2g}x"

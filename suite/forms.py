@@ -15,12 +15,14 @@ Cost model conventions:
   write out once, plus the T x T weights where the form builds them.
 - ``extra_bytes``: peak memory beyond input and output.
 - ``python_steps``: iterations of interpreted Python per call (the loop form).
+- ``kernel_extra_bytes``: ``extra_bytes`` of the kernels that differ from the
+  form's own estimate (the attention form: fused kernels keep no T x T matrix).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 Cost = Callable[[int, int, int, int], float]
 
@@ -44,18 +46,35 @@ class Form:
     min_bytes: Cost
     extra_bytes: Cost
     python_steps: Callable[[int, int], int] = lambda B, T: 0
+    kernel_extra_bytes: Mapping[str, Cost] = field(default_factory=dict)
 
     def intensity(self, B: int, T: int, C: int, itemsize: int) -> float:
         """Arithmetic intensity in FLOP per byte of compulsory traffic."""
         return self.flops(B, T, C, itemsize) / self.min_bytes(B, T, C, itemsize)
 
-    def peak_bytes(self, B: int, T: int, C: int, itemsize: int) -> float:
-        """Input, output and the extra working memory, in bytes."""
-        return 2 * B * T * C * itemsize + self.extra_bytes(B, T, C, itemsize)
+    def peak_bytes(self, B: int, T: int, C: int, itemsize: int, kernel: str = "") -> float:
+        """Input, output and the extra working memory of ``kernel`` (or the form's own), in bytes."""
+        extra = self.kernel_extra_bytes.get(kernel, self.extra_bytes)
+        return 2 * B * T * C * itemsize + extra(B, T, C, itemsize)
 
 
 def _io(B: int, T: int, C: int, s: int) -> float:
     return 2.0 * B * T * C * s
+
+
+def _visible(T: int) -> float:
+    """Query-key pairs a causal mask leaves: position t sees t + 1 keys."""
+    return T * (T + 1) / 2
+
+
+#: Attention kernels that never hold the T x T scores: they stream key blocks
+#: through on-chip memory and keep a running softmax (log-sum-exp) per query.
+FUSED_ATTENTION_KERNELS: tuple[str, ...] = ("flash", "efficient", "cudnn")
+
+
+def _fused_attention_extra(B: int, T: int, C: int, s: int) -> float:
+    # The zero queries and keys, and a float32 log-sum-exp per query.
+    return 2.0 * B * T * C * s + 4.0 * B * T
 
 
 FORMS: dict[str, Form] = {
@@ -125,6 +144,26 @@ FORMS: dict[str, Form] = {
             extra_bytes=lambda B, T, C, s: float(
                 2 * B * (T + CHUNK_MAX_K) * C * s + B * T * C * s / 8 + CHUNK_MAX_K**2 * s
             ),
+        ),
+        Form(
+            name="attention",
+            summary=(
+                "scaled_dot_product_attention(q=0, k=0, v=x, causal): softmax of equal scores "
+                "over the visible keys is 1/(t+1) each, so the output is the causal mean"
+            ),
+            complexity="O(B T^2 C)",
+            uses_matmul=True,
+            # What a fused causal kernel does: QK^T and PV with head dimension C over the
+            # T(T+1)/2 visible pairs (blocks above the diagonal are skipped), and the
+            # online softmax (scale, max, exp, sum) on each score. Kernels that compute
+            # the full matrices and then mask (torch's math, XLA) do about twice this.
+            flops=lambda B, T, C, s: B * _visible(T) * (4.0 * C + 4.0),
+            # A fused kernel reads q, k and v and writes the output once.
+            min_bytes=lambda B, T, C, s: 4.0 * B * T * C * s,
+            # The unfused kernels (math, XLA, and whatever ``auto`` falls back to)
+            # hold the scores, the mask and the softmax as T x T per batch.
+            extra_bytes=lambda B, T, C, s: 2.0 * B * T * C * s + 3.0 * B * T * T * s + B * T * T,
+            kernel_extra_bytes=dict.fromkeys(FUSED_ATTENTION_KERNELS, _fused_attention_extra),
         ),
     )
 }

@@ -23,7 +23,9 @@ from suite.timing import MIN_SAMPLES_HARD
 
 def unsupported(case: Case, adapter: Backend) -> str | None:
     """Why ``adapter`` cannot run ``case`` as asked, or None."""
-    why = adapter.supports(case.form, case.dtype, case.precision)
+    why = adapter.supports(case.form, case.dtype, case.precision) or adapter.kernel_unsupported(
+        case.form, case.kernel, case.dtype
+    )
     if why is None and case.precision != "ieee" and not get_form(case.form).uses_matmul:
         # The same computation as the ieee case: running it again would only add
         # a duplicate row to the tables.
@@ -31,11 +33,19 @@ def unsupported(case: Case, adapter: Backend) -> str | None:
     return why
 
 
+def estimated_bytes(case: Case) -> float:
+    """The memory guard's estimate of the case's peak: input, output and the form's working memory.
+
+    Rows carry it as ``est_mem_bytes`` beside the measured peak, so every run checks the model.
+    """
+    B, T, C = case.shape
+    return get_form(case.form).peak_bytes(B, T, C, ITEMSIZE[case.dtype], case.kernel)
+
+
 def memory_guard(case: Case, adapter: Backend, options: RunOptions) -> str | None:
     """Reason to skip when the case's estimated peak memory would not fit."""
-    form = get_form(case.form)
     B, T, C = case.shape
-    device_bytes = form.peak_bytes(B, T, C, ITEMSIZE[case.dtype])
+    device_bytes = estimated_bytes(case)
     # The harness holds the float64 input, the reference and the result on the host.
     host_bytes = 3.0 * 8 * B * T * C
     free_device = adapter.memory_available()
@@ -76,6 +86,9 @@ SMALL_LOOP_STEPS = 1024
 #: per-step Python overhead dominates a call, at T=1024 the O(T) work inside each
 #: step does: two probes that far apart separate the two terms of the model.
 PROBE_T: tuple[int, ...] = (64, 1024)
+#: Timed calls per probe; their median seeds the model, so that one call slowed by a
+#: neighbour (or one lucky call) cannot let an hours-long case through.
+PROBE_CALLS = 5
 #: Probes use the case's C up to this. The work per element of a loop step depends
 #: on C, so each C has its own model; past a few hundred the rate settles.
 PROBE_C_MAX = 256
@@ -122,17 +135,25 @@ def cost_model(case: Case) -> CallCostModel:
     return _COSTS.setdefault((case.backend, case.form, case.dtype, min(case.C, PROBE_C_MAX)), CallCostModel())
 
 
+def probe_seconds(times: list[float]) -> float:
+    """The seconds per call a probe reports: the median of its timed calls."""
+    return float(np.median(times))
+
+
 def _probe(case: Case, adapter: Backend, model: CallCostModel) -> None:
-    """Time single calls of the form at small T to seed its cost model."""
+    """Time ``PROBE_CALLS`` single calls of the form at each small T; their median seeds its cost model."""
     form = get_form(case.form)
     C = min(case.C, PROBE_C_MAX)
     for T in PROBE_T:
         x = adapter.to_device(make_input((1, T, C)), case.dtype)
         built = adapter.build(case.form, x, case.precision)
         built.fn()  # first call may still compile or allocate
-        t0 = time.perf_counter()
-        adapter.sync(built.fn())
-        model.add(form.python_steps(1, T), form.flops(1, T, C, ITEMSIZE[case.dtype]), time.perf_counter() - t0)
+        times = []
+        for _ in range(PROBE_CALLS):
+            t0 = time.perf_counter()
+            adapter.sync(built.fn())
+            times.append(time.perf_counter() - t0)
+        model.add(form.python_steps(1, T), form.flops(1, T, C, ITEMSIZE[case.dtype]), probe_seconds(times))
 
 
 def cost_guard(case: Case, adapter: Backend, options: RunOptions) -> str | None:

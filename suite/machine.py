@@ -8,6 +8,7 @@ numbers but do not make a different machine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -162,3 +163,99 @@ def run_metadata(run_id: str, argv: list[str] | None = None) -> dict[str, Any]:
         **git_state(),
         "machine": machine_info(),
     }
+
+
+# -- the machine's state at the start of a run (pyperf's collect_metadata as the model) --
+
+#: Load, in cores, beyond which the machine is called busy at the start of a run.
+BUSY_LOAD = 0.5
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def busiest_processes(n: int = 5, window_s: float = 0.2) -> list[dict[str, Any]]:
+    """The ``n`` other processes that used the most CPU over ``window_s``: pid, name, cores."""
+    import time
+
+    import psutil
+
+    me = os.getpid()
+    procs = []
+    for p in psutil.process_iter(["pid", "name"]):
+        if p.pid == me:
+            continue
+        try:
+            p.cpu_percent(None)  # the first call starts the window
+            procs.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    time.sleep(window_s)
+    used = []
+    for p in procs:
+        try:
+            used.append((p.cpu_percent(None) / 100, p.info["pid"], p.info["name"]))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    used.sort(reverse=True)
+    return [{"pid": pid, "name": name, "cores": round(c, 2)} for c, pid, name in used[:n] if c > 0]
+
+
+def machine_state(threads: int | None) -> dict[str, Any]:
+    """What the machine was doing when the run started: load, busiest processes, CPU
+    frequency and governor where readable, SMT, affinity and isolated CPUs, cores available
+    against threads requested (pyperf's ``collect_metadata`` and system checks as the model).
+
+    Recorded in ``results.json`` (``metadata["machine_state"]``); :func:`busy_warning`
+    reads it. Every probe is best effort: what cannot be read is left out.
+    """
+    from suite.contention import cores_available
+
+    state: dict[str, Any] = {"cores_available": cores_available(), "threads_requested": threads}
+    with contextlib.suppress(OSError):
+        state["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    try:
+        import psutil
+
+        state["cpu_count_logical"] = psutil.cpu_count(logical=True)
+        state["cpu_count_physical"] = psutil.cpu_count(logical=False)
+        freq = psutil.cpu_freq()
+        if freq is not None and freq.current:
+            state["cpu_freq_mhz"] = {"current": round(freq.current), "min": round(freq.min), "max": round(freq.max)}
+        state["busiest_processes"] = busiest_processes()
+    except Exception:  # psutil missing or refused: the rest still helps
+        pass
+    with contextlib.suppress(AttributeError, OSError):
+        state["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    isolated = _read("/sys/devices/system/cpu/isolated")  # pyperf's check: CPUs kept from the scheduler
+    if isolated:
+        state["isolated_cpus"] = isolated
+    smt = _read("/sys/devices/system/cpu/smt/active")
+    if smt:
+        state["smt_active"] = smt == "1"
+    governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    if governor:
+        state["cpu_governor"] = governor
+    return state
+
+
+def busy_warning(state: Mapping[str, Any]) -> str | None:
+    """One line when the machine is busy, or the threads requested leave no core free; else None."""
+    cores = int(state.get("cores_available") or 1)
+    problems = []
+    load = state.get("load_average") or []
+    busy = [p for p in state.get("busiest_processes") or [] if p.get("cores", 0) >= 0.1]
+    foreign = sum(p["cores"] for p in busy)
+    if (load and load[0] > BUSY_LOAD) or foreign > BUSY_LOAD:
+        who = ", ".join(f"{p['name']} ({p['cores']:.1f})" for p in busy[:3])
+        problems.append(f"machine busy (load {load[0] if load else '?'}" + (f"; {who}" if who else "") + ")")
+    threads = state.get("threads_requested")
+    if threads is not None and int(threads) >= cores:
+        problems.append(f"--threads {threads} leaves no core free of {cores}")
+    if not problems:
+        return None
+    return "warning: " + "; ".join(problems) + ": timings may be contended (see the contended column)"

@@ -131,8 +131,8 @@ class Row:
     est_mem_bytes: float = math.nan
     # -- schema 3: the case's trace (``--profile``), relative to the results folder
     profile: str = ""
-    # -- schema 3: the fused kernel that ran (the attention form), where one was chosen
-    kernel: str = ""
+    # -- schema 3: the kernel column (the attention form's fused kernel) is the case's
+    # ``kernel`` field (``suite.cases.Case``), stored among the case's columns
     # -- schema 3: the machine (fingerprint) and node that measured the row
     machine: str = ""
     node: str = ""

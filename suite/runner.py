@@ -9,8 +9,10 @@ process; ``suite.workers.IsolatedRunner`` runs them in one worker per backend.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +22,10 @@ from backends import Backend, Built, CaseUnsupported, get_backend
 from backends._common import numpy_input_dtype
 from backends.base import Ceilings
 from suite.cases import Case, RunOptions
+from suite.contention import measure_watched
 from suite.forms import ITEMSIZE, get_form
-from suite.guards import cost_model, guarded, unsupported
+from suite.guards import cost_model, estimated_bytes, guarded, unsupported
+from suite.profiling import HostMemory, after_timing
 from suite.reference import (
     FILE_INPUT,
     Agreement,
@@ -67,22 +71,41 @@ def build_and_check(
     x = adapter.to_device(x_host, case.dtype)
     ref = reference(adapter.to_numpy(x))
     adapter.reset_peak_memory()
-    built = adapter.build(case.form, x, case.precision)
+    if case.kernel:
+        built = adapter.build_kernel(case.form, x, case.precision, case.kernel)
+    else:
+        built = adapter.build(case.form, x, case.precision)
     result = built.fn()
     adapter.sync(result)
     return built, ref, compare(adapter.to_numpy(result), ref, tol)
 
 
-def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | None = None) -> Row:
-    """Check, then time, one case on an adapter living in this process."""
+def run_case(
+    case: Case,
+    adapter: Backend,
+    options: RunOptions,
+    threads: int | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Row:
+    """Check, then time, one case on an adapter living in this process.
+
+    The timing runs inside a contention window (``suite.contention``): waited out,
+    re-measured or flagged by ``options.on_contention``; ``notify`` hears the waits.
+    """
     start = time.perf_counter()
-    common: dict[str, Any] = {"threads": threads or 0, "cold_cache": options.timer.cold_cache}
+    timer_config = options.timer
+    common: dict[str, Any] = {"threads": threads or 0, "cold_cache": False}
 
     def done(**fields: Any) -> Row:
         return case.row(**common, elapsed_s=time.perf_counter() - start, **fields)
 
     try:
         common["device"] = adapter.device()
+        # Cold-cache timing only where the adapter has a cache to flush: elsewhere the row
+        # says false and the timer calibrates as usual (one call per sample inflates it).
+        if timer_config.cold_cache and adapter.cache_bytes() == 0:
+            timer_config = dataclasses.replace(timer_config, cold_cache=False)
+        common["cold_cache"] = timer_config.cold_cache
         why = unsupported(case, adapter)
         if why:
             return done(status="skipped", reason=why)
@@ -91,28 +114,41 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
         common["tol"] = tolerance(case.dtype, case.precision, T)
         common["flops"] = form.flops(B, T, C, ITEMSIZE[case.dtype])
         common["bytes"] = form.min_bytes(B, T, C, ITEMSIZE[case.dtype])
+        common["est_mem_bytes"] = estimated_bytes(case)
         why = guarded(case, adapter, options)
         if why:
             return done(status="skipped", reason=why)
 
+        memory = HostMemory()
+        memory.start()  # before the input exists: the case's memory is what comes after
         built, _, agreement = build_and_check(case, adapter, case_input(case, options), common["tol"])
         common.update(compile_s=built.compile_s, rel_err=agreement.rel_err, max_abs_err=agreement.max_abs_err)
         if not agreement.passed:
             return done(status="mismatch", reason=agreement.describe())
         if not options.measure:
-            return done(status="ok", peak_mem_bytes=_nan_if_none(adapter.peak_memory()))
+            return done(status="ok", reason=built.notes, peak_mem_bytes=_nan_if_none(adapter.peak_memory()))
 
-        m = Timer(
+        timer = Timer(
             built.fn,
             adapter.sync,
-            options.timer,
+            timer_config,
             device_timer=adapter.device_timer,
             flush=adapter.flush_cache,
-        ).measure()
+        )
+        memory.arm()  # resets the OS's peak counter: nothing runs beside the timer
+        watched = measure_watched(timer.measure, threads or 0, options.on_contention, options.contention_wait_s, notify)
+        m = watched.value
         cost_model(case).add(form.python_steps(B, T), common["flops"], m.median)
+        # Measured memory and the --profile trace: untimed, after the timed calls.
+        extras, why_not = after_timing(
+            memory, case.backend, case.key, built.fn, adapter.sync, options.profile_dir, m.median
+        )
+        notes = ["unstable: IQR/median above 10%" if m.unstable else "", watched.reason(), built.notes, why_not]
         return done(
             status="ok",
-            reason="; ".join(filter(None, ["unstable: IQR/median above 10%" if m.unstable else "", built.notes])),
+            reason="; ".join(filter(None, notes)),
+            foreign_cpu=watched.foreign_cpu,
+            contended=watched.contended,
             **measurement_fields(m),
             calls_per_sample=m.calls_per_sample,
             stop_reason=m.stop_reason,
@@ -121,6 +157,7 @@ def run_case(case: Case, adapter: Backend, options: RunOptions, threads: int | N
             gflops=common["flops"] / m.median / 1e9,
             gbs=common["bytes"] / m.median / 1e9,
             peak_mem_bytes=_nan_if_none(adapter.peak_memory()),
+            **extras,
         )
     except CaseUnsupported as e:
         return done(status="skipped", reason=str(e))
@@ -167,8 +204,9 @@ def open_backend(name: str, options: RunOptions) -> tuple[Backend, BackendInfo]:
 class InProcessRunner:
     """Runs cases in this process (``--no-isolate``; tests and debugging): no timeouts."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
         self.options = options
+        self.on_note = on_note
         self._open: dict[str, tuple[Backend, BackendInfo]] = {}
 
     def info(self, name: str) -> BackendInfo:
@@ -178,7 +216,7 @@ class InProcessRunner:
 
     def run(self, case: Case) -> Row:
         adapter, info = self._open[case.backend]
-        return run_case(case, adapter, self.options, info.threads)
+        return run_case(case, adapter, self.options, info.threads, self.on_note)
 
     def close(self) -> None:
         self._open.clear()

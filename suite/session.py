@@ -11,6 +11,7 @@ finished row.
 from __future__ import annotations
 
 import dataclasses
+import platform
 import signal
 import sys
 import time
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import Ceilings
-from suite import machine
+from suite import fleet, machine
 from suite.cases import Case, RunOptions, SweepSpec
 from suite.ceilings import HOST_DEVICE, annotate, measure_host
 from suite.ceilings import from_metadata as ceilings_from_metadata
 from suite.ceilings import to_metadata as ceilings_to_metadata
+from suite.machine import machine_fingerprint
+from suite.machines import run_machines, with_machines
 from suite.results import (
     CSV_NAME,
     JSON_NAME,
@@ -37,6 +40,7 @@ from suite.results import (
     write_csv,
     write_json,
 )
+from suite.rounds import as_round, merge_rows
 from suite.runner import BackendInfo, InProcessRunner
 from suite.workers import IsolatedRunner
 
@@ -45,8 +49,8 @@ ProgressFn = Callable[[int, int, Case, Row | None, float], None]
 FinalWriter = Callable[[Path, dict[str, Any], list[Row]], object]
 
 
-def make_runner(options: RunOptions) -> InProcessRunner | IsolatedRunner:
-    return IsolatedRunner(options) if options.isolate else InProcessRunner(options)
+def make_runner(options: RunOptions, on_note: Callable[[str], None] | None = None) -> InProcessRunner | IsolatedRunner:
+    return IsolatedRunner(options, on_note) if options.isolate else InProcessRunner(options, on_note)
 
 
 def estimated_case_s(case: Case, options: RunOptions) -> float:
@@ -64,6 +68,7 @@ def run_cases(
     progress: ProgressFn | None = None,
     infos: dict[str, BackendInfo] | None = None,
     ceilings: dict[str, Ceilings] | None = None,
+    machines: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[Row]:
     """Run ``cases`` in order, handing every row to ``on_row`` as soon as it exists.
 
@@ -72,29 +77,68 @@ def run_cases(
     ``ceilings`` (device -> ceilings, the host's measured by the caller), device
     ceilings the backends measure are added and every row gets its roofline
     bound and fraction (``suite.ceilings.annotate``) before ``on_row`` sees it.
+
+    With ``options.rounds`` R above 1 the sweep runs R times, interleaved as asv
+    does: round 1 of every case, then round 2, ..., each round with fresh worker
+    processes (a new runner), so a slow minute hits many cases a little rather
+    than one case wholly. A case's row (its rounds pooled by
+    ``suite.rounds.merge_rows``) exists after its last round; a case that did not
+    time in a round (skipped, failed) is final at once and not run again. An
+    interruption keeps the cases whose rounds all finished; ``--resume`` measures
+    the others in full (a row of fewer rounds would be judged at another level).
+    ``progress`` sees every round of every case (``len(cases) * R`` steps); when
+    it has a ``note`` method, that hears contention waits as they happen.
     """
-    runner = make_runner(options)
+    if options.cluster:  # a Ray cluster places the cases; each node's ceilings judge its rows (suite.fleet)
+        yield from fleet.run_cases(cases, options, on_row, progress, infos, machines)
+        return
+    rounds = max(options.rounds, 1)
     infos = infos if infos is not None else {}
-    try:
-        for i, case in enumerate(cases):
-            if progress:
-                progress(i, len(cases), case, None, 0.0)
-            t0 = time.perf_counter()
-            info = runner.info(case.backend)
-            infos[case.backend] = info
-            row = case.row(status="skipped", reason=info.reason) if not info.available else runner.run(case)
-            if ceilings is not None:
-                if info.ceilings is not None:
+    note = getattr(progress, "note", None)
+    total = len(cases) * rounds
+    step = 0
+    pending: dict[str, list[Row]] = {}
+    final: set[str] = set()
+    for r in range(rounds):
+        # The sampling budget is the case's, split over its rounds (so rounds cost
+        # worker starts and warm-ups, not R times the sampling); device ceilings
+        # are measured once, by the first round's workers.
+        round_options = dataclasses.replace(
+            options,
+            timer=dataclasses.replace(options.timer, budget_s=options.timer.budget_s / rounds),
+            ceilings=options.ceilings and r == 0,
+        )
+        runner = make_runner(round_options, note)
+        try:
+            for case in cases:
+                if case.key in final:
+                    step += 1
+                    continue
+                if progress:
+                    progress(step, total, case, None, 0.0)
+                t0 = time.perf_counter()
+                info = runner.info(case.backend)
+                infos.setdefault(case.backend, info)
+                got = case.row(status="skipped", reason=info.reason) if not info.available else runner.run(case)
+                if ceilings is not None and info.ceilings is not None:
                     # First measurement of a device wins: every row of the run is
                     # judged against the same ceiling, the one stored in the metadata.
                     ceilings.setdefault(info.ceilings.device, info.ceilings)
-                annotate(row, ceilings)
-            on_row(row)
-            if progress:
-                progress(i + 1, len(cases), case, row, time.perf_counter() - t0)
-            yield row
-    finally:
-        runner.close()
+                step += 1
+                pending.setdefault(case.key, []).append(as_round(got))
+                row = got
+                if r == rounds - 1 or got.status != "ok":
+                    final.add(case.key)
+                    row = merge_rows(pending.pop(case.key)) if rounds > 1 else pending.pop(case.key)[0]
+                    if ceilings is not None:
+                        annotate(row, ceilings)
+                    on_row(row)
+                if progress:
+                    progress(step, total, case, row, time.perf_counter() - t0)
+                if case.key in final:
+                    yield row
+        finally:
+            runner.close()
 
 
 class Interrupted(Exception):
@@ -114,13 +158,16 @@ class Session:
     rows: list[Row] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    #: What the machine was doing at the start (``suite.machine.machine_state``); taken by run() when unset.
+    machine_state: dict[str, Any] | None = None
 
     def open(self) -> None:
         """Read what a resumed run already has, or make sure a fresh one may write; ResultsError if not."""
         if self.resume:
             if not (self.out / CSV_NAME).exists():
                 raise ResultsError(f"--resume: {self.out / CSV_NAME} does not exist")
-            self.rows = read_csv_rows(self.out / CSV_NAME)
+            # Cases lost with a fleet node are run again; every other row is kept.
+            self.rows = [r for r in read_csv_rows(self.out / CSV_NAME) if not fleet.is_lost(r)]
             if (self.out / JSON_NAME).exists():
                 self.meta = load_run(self.out / JSON_NAME)[0]
             return
@@ -147,8 +194,11 @@ class Session:
         meta = {**machine.run_metadata(run_id, sys.argv), **{k: stored[k] for k in ("started",) if k in stored}}
         meta["sweep"] = dataclasses.asdict(spec)
         meta["options"] = dataclasses.asdict(options)
+        meta["machine_state"] = self.machine_state or machine.machine_state(options.threads)
         # A resumed run keeps the ceilings it was judged by.
-        ceilings = run_ceilings(stored.get("ceilings"), options)
+        ceilings = None if options.cluster else run_ceilings(stored.get("ceilings"), options)
+        machines = run_machines(stored) if options.cluster and stored.get("machines") else {}
+        here, host = machine_fingerprint(meta) or "", platform.node()
         finished = {r.key for r in self.rows}
         cases = [c for c in spec.cases() if c.key not in finished]
         log = RowLog(self.out / CSV_NAME, resume=self.resume)
@@ -156,6 +206,8 @@ class Session:
 
         def on_row(row: Row) -> None:
             row.run_id = run_id
+            if not options.cluster:  # a fleet's rows name their own node and machine
+                row.machine, row.node = row.machine or here, row.node or host
             # In memory first: a Ctrl-C landing inside the append (its fsync is the
             # slow part) still leaves the row in the files written on the way out.
             self.rows.append(row)
@@ -163,7 +215,7 @@ class Session:
 
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
-            for _ in run_cases(cases, options, on_row, progress_for(cases), infos, ceilings):
+            for _ in run_cases(cases, options, on_row, progress_for(cases), infos, ceilings, machines):
                 pass
         except (KeyboardInterrupt, Interrupted):
             self.interrupted = True
@@ -176,6 +228,7 @@ class Session:
             meta["backends"] = {k: dataclasses.asdict(v) for k, v in infos.items()}
             if ceilings is not None:
                 meta["ceilings"] = ceilings_to_metadata(ceilings)
+            with_machines(meta, machines)
             meta["interrupted"] = self.interrupted
             meta["finished"] = machine.now_iso()
             self.meta = meta

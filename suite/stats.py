@@ -1,21 +1,27 @@
-"""Every statistic the suite computes, in one place; NumPy only.
+"""Every statistic the suite computes, in one place.
 
 - :func:`median_ci`: distribution-free confidence interval of a median (the timer's
   stopping rule and every row's ``ci_low_s``/``ci_high_s``);
-- :func:`mann_whitney_u` and :func:`bootstrap_ratio_ci`: the two tests the compare
-  gate combines (``suite.track.compare``);
+- :func:`mann_whitney_u` and :func:`bootstrap_ratio_ci`: the sample-level tests the
+  compare gate uses for single-round rows (``suite.track.compare``), both
+  ``scipy.stats``;
+- :func:`two_level_ratio`: the round-level test for rows measured in rounds: a
+  two-level bootstrap (rounds, then samples within each round), written out here
+  because scipy has no hierarchical bootstrap; ``tests/test_stats.py`` checks it
+  against ``scipy.stats.bootstrap`` where the two coincide (one sample per round);
 - :func:`wilson`: the interval of a rate (the gate's false-alarm and detection
   rates, ``scripts/gatebench.py``);
 - :func:`fit_power_law`: ``time = a * T^k`` by least squares (``suite.report.scaling``).
 
-scipy is not a dependency, so these are written out; ``tests/test_stats.py`` checks
-them against ``scipy.stats`` where it is installed.
+scipy is imported by the functions that need it (the ``track`` extra), never at
+import time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -43,39 +49,35 @@ def median_ci(sorted_samples: np.ndarray, z: float = Z95) -> tuple[float, float]
     return float(sorted_samples[lo]), float(sorted_samples[hi])
 
 
-def rank_average(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based ranks with ties given their average rank, and the size of each tie group."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)  # rank of the last member of each group
-    average = upper - (counts - 1) / 2.0
-    return average[inverse].astype(float), counts
+def _scipy_stats() -> Any:
+    try:
+        from scipy import stats
+    except ImportError:
+        raise ImportError("comparing runs needs scipy: pip install 'causal-bench[track]'") from None
+    return stats
 
 
 def mann_whitney_u(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test: (U of ``a``, p-value).
+    """Two-sided Mann-Whitney U test: (U of ``a``, p-value), by ``scipy.stats.mannwhitneyu``.
 
-    Normal approximation with tie correction and continuity correction (as
-    ``scipy.stats.mannwhitneyu(method="asymptotic")`` and R's ``wilcox.test(exact=
-    FALSE)``): ``U = R_a - n_a (n_a + 1) / 2``, mean ``n_a n_b / 2``, variance
-    ``n_a n_b / 12 * ((n + 1) - sum(t^3 - t) / (n (n - 1)))`` over tie groups of
-    size ``t``. Returns p = 1 when either side is empty or every value is tied.
+    The normal approximation with tie and continuity corrections (``method=
+    "asymptotic"``, as R's ``wilcox.test(exact=FALSE)`` and asv). Returns p = 1 when
+    either side is empty or every value is tied.
     """
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
-    n1, n2 = len(x), len(y)
-    if n1 == 0 or n2 == 0:
+    if len(x) == 0 or len(y) == 0:
         return math.nan, 1.0
-    n = n1 + n2
-    ranks, ties = rank_average(np.concatenate([x, y]))
-    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2)
-    mean = n1 * n2 / 2
-    tie_term = float((ties**3 - ties).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    var = n1 * n2 / 12 * ((n + 1) - tie_term)
-    if var <= 0:
-        return u1, 1.0
-    z = (abs(u1 - mean) - 0.5) / math.sqrt(var)
-    p = math.erfc(max(z, 0.0) / math.sqrt(2))
-    return u1, min(p, 1.0)
+    if np.all(np.concatenate([x, y]) == x[0]):
+        return len(x) * len(y) / 2, 1.0
+    res = _scipy_stats().mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    p = float(res.pvalue)
+    return float(res.statistic), 1.0 if math.isnan(p) else min(p, 1.0)
+
+
+def _median_ratio(base: np.ndarray, head: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.median(head, axis=axis) / np.median(base, axis=axis))
 
 
 def bootstrap_ratio_ci(
@@ -85,24 +87,82 @@ def bootstrap_ratio_ci(
     n_boot: int = N_BOOT,
     seed: int = BOOT_SEED,
 ) -> tuple[float, float]:
-    """Percentile-bootstrap interval of ``median(head) / median(base)``.
+    """Percentile-bootstrap interval of ``median(head) / median(base)``, by ``scipy.stats.bootstrap``.
 
-    Both sample sets are resampled with replacement ``n_boot`` times with a fixed
-    seed (the same inputs give the same interval on every machine); the ratio of
-    the resampled medians is taken each time and its percentiles bound it.
+    Both sample sets are resampled independently ``n_boot`` times with a fixed
+    seed (the same inputs give the same interval on every machine).
     """
     x = np.asarray(base, dtype=float)
     y = np.asarray(head, dtype=float)
     if len(x) == 0 or len(y) == 0:
         return math.nan, math.nan
+    if len(x) == 1 and len(y) == 1:  # nothing to resample
+        r = float(_median_ratio(x, y))
+        return r, r
+    res = _scipy_stats().bootstrap(
+        (x, y),
+        lambda a, b, axis=-1: _median_ratio(a, b, axis),
+        n_resamples=n_boot,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        paired=False,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _two_level_medians(rounds: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_boot`` resampled medians of round medians: rounds drawn with replacement,
+    then each drawn round's samples drawn with replacement (afresh for every draw)."""
+    k = len(rounds)
+    pick = rng.integers(0, k, size=(n_boot, k))
+    medians = np.empty((n_boot, k))
+    for j, x in enumerate(rounds):
+        where = pick == j
+        draws = int(where.sum())
+        if draws:
+            medians[where] = np.median(x[rng.integers(0, len(x), size=(draws, len(x)))], axis=1)
+    return np.asarray(np.median(medians, axis=1))
+
+
+def two_level_ratio(
+    base_rounds: Sequence[Sequence[float] | np.ndarray],
+    head_rounds: Sequence[Sequence[float] | np.ndarray],
+    level: float = 0.95,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+) -> tuple[float, float, float, float]:
+    """Head against base at the level of rounds: (ratio, CI low, CI high, p).
+
+    The statistic is the ratio of the medians of round medians, ``head / base``.
+    Its distribution comes from a two-level bootstrap: each side's rounds are
+    resampled with replacement, then the samples within each drawn round, so
+    the spread between rounds (processes, minutes, neighbours) enters the
+    interval as it enters the truth. The interval is the percentile one; ``p`` is
+    the two-sided bootstrap p-value of "ratio = 1": twice the smaller share of
+    resampled ratios on either side of 1, with the usual +1 correction so it is
+    never 0. Empty rounds are dropped; NaNs everywhere when a side has none.
+    """
+    b = [np.asarray(r, dtype=float) for r in base_rounds]
+    h = [np.asarray(r, dtype=float) for r in head_rounds]
+    b = [r[np.isfinite(r)] for r in b]
+    h = [r[np.isfinite(r)] for r in h]
+    b, h = [r for r in b if len(r)], [r for r in h if len(r)]
+    if not b or not h:
+        return math.nan, math.nan, math.nan, math.nan
+    mb = float(np.median([np.median(r) for r in b]))
+    mh = float(np.median([np.median(r) for r in h]))
+    ratio = mh / mb if mb > 0 else math.nan
     rng = np.random.default_rng(seed)
-    mx = np.median(x[rng.integers(0, len(x), size=(n_boot, len(x)))], axis=1)
-    my = np.median(y[rng.integers(0, len(y), size=(n_boot, len(y)))], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = my / mx
+        ratios = _two_level_medians(h, n_boot, rng) / _two_level_medians(b, n_boot, rng)
     tail = (1 - level) / 2 * 100
     lo, hi = np.nanpercentile(ratios, [tail, 100 - tail])
-    return float(lo), float(hi)
+    below = int(np.sum(ratios <= 1))
+    above = int(np.sum(ratios >= 1))
+    p = min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1))
+    return ratio, float(lo), float(hi), p
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:

@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing as mp
 import signal
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -38,7 +39,7 @@ def _worker_main(conn: Connection, name: str, options: RunOptions) -> None:
             return
         if msg is None:
             return
-        row = run_case(msg, adapter, options, info.threads)
+        row = run_case(msg, adapter, options, info.threads, notify=lambda text: conn.send(("note", text)))
         conn.send(("row", row))
 
 
@@ -49,7 +50,8 @@ class WorkerDied(Exception):
 class Worker:
     """One backend in a child process; restarted by the caller when it dies."""
 
-    def __init__(self, name: str, options: RunOptions) -> None:
+    def __init__(self, name: str, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
+        self.on_note = on_note  # hears what the worker says while a case runs (contention waits)
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, name, options), daemon=True)
@@ -58,14 +60,20 @@ class Worker:
         self.info: BackendInfo = self._expect("info", options.case_timeout_s + 60)
 
     def _expect(self, kind: str, timeout: float) -> Any:
-        if not self._conn.poll(timeout):
-            self.kill()
-            raise TimeoutError
-        try:
-            got_kind, payload = self._conn.recv()
-        except (EOFError, ConnectionError, OSError):
-            self.process.join(5)
-            raise WorkerDied(_exit_description(self.process.exitcode)) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._conn.poll(max(deadline - time.monotonic(), 0.0)):
+                self.kill()
+                raise TimeoutError
+            try:
+                got_kind, payload = self._conn.recv()
+            except (EOFError, ConnectionError, OSError):
+                self.process.join(5)
+                raise WorkerDied(_exit_description(self.process.exitcode)) from None
+            if got_kind != "note":
+                break
+            if self.on_note is not None:
+                self.on_note(str(payload))
         if got_kind != kind:
             raise WorkerDied(f"worker sent {got_kind!r} where {kind!r} was due")
         return payload
@@ -103,8 +111,9 @@ def _exit_description(code: int | None) -> str:
 class IsolatedRunner:
     """Runs each backend's cases in its own worker process."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
         self.options = options
+        self.on_note = on_note
         self._workers: dict[str, Worker] = {}
         self._infos: dict[str, BackendInfo] = {}
 
@@ -117,7 +126,7 @@ class IsolatedRunner:
 
     def _start(self, name: str) -> None:
         try:
-            worker = Worker(name, self.options)
+            worker = Worker(name, self.options, self.on_note)
         except (TimeoutError, WorkerDied) as e:
             self._infos[name] = BackendInfo(name, False, f"worker failed to start: {e}")
             return

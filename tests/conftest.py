@@ -15,6 +15,9 @@ import pytest
 from backends import REGISTRY, Backend, get_backend
 
 REQUIRED = {b for b in os.environ.get("CAUSAL_BENCH_REQUIRE_BACKENDS", "").split(",") if b}
+# Timed cases in tests flag contention rather than wait for a quiet machine (workers
+# and subprocesses inherit it); tests/test_contention.py sets its policies explicitly.
+os.environ.setdefault("CAUSAL_BENCH_ON_CONTENTION", "flag")
 _ADAPTERS: dict[str, Backend] = {}
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from backends.base import Built
 from backends.numpy_backend import NumpyBackend
+from suite.reference import reference, tolerance
 
 PLUGIN = "tests.fake_backends:FaultyBackend"
 
@@ -112,3 +113,25 @@ class SlowedNumpy(NumpyBackend):
             return out
 
         return Built(slowed, built.compile_s, f"{built.notes} slowed by {fraction:.0%}".strip())
+
+
+# -- OffByTolerance: a finite result wrong by a chosen multiple of the tolerance ------------
+#
+# ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:OffByTolerance`` adds the backend ``off``.
+# ``CAUSAL_BENCH_OFF_BY`` (a multiple of the case's tolerance, default 0) is read when a
+# case is built: every call returns the float64 reference of the input scaled by
+# ``1 + OFF_BY * tol``, whose relative norm error is ``OFF_BY * tol`` (finite, no
+# overflow). 0.9 must pass the agreement check, 1.1 and 10 must be a ``mismatch``.
+
+OFF_PLUGIN = "tests.fake_backends:OffByTolerance"
+OFF_BY_ENV = "CAUSAL_BENCH_OFF_BY"
+
+
+class OffByTolerance(NumpyBackend):
+    name = "off"
+
+    def build(self, form: str, x: Any, precision: str) -> Built:
+        built = super().build(form, x, precision)
+        tol = tolerance(self.dtype_name(x), precision, x.shape[1])
+        wrong = reference(x) * (1 + float(os.environ.get(OFF_BY_ENV, "0") or 0) * tol)
+        return Built(lambda: wrong.copy(), built.compile_s, built.notes)

@@ -6,7 +6,7 @@ import time
 
 from backends.numpy_backend import NumpyBackend
 from suite.cases import Case, RunOptions
-from suite.guards import cost_guard, memory_guard
+from suite.guards import PROBE_T, CallCostModel, _probe, cost_guard, memory_guard, probe_seconds
 from suite.runner import run_case
 from suite.timing import TimerConfig
 
@@ -48,3 +48,28 @@ def test_cost_guard_skips_the_python_loop_at_t_65536_with_its_estimate() -> None
 def test_cost_guard_lets_a_loop_that_fits_run() -> None:
     case = Case("numpy", "loop", 2, 1024, 4)  # 2048 Python steps: about 10 ms a call
     assert cost_guard(case, NumpyBackend(), RunOptions(case_timeout_s=120)) is None
+
+
+class LuckyFirstCall(NumpyBackend):
+    """Every call sleeps 5 ms except the first timed one of each build: one lucky probe call."""
+
+    def build(self, form: str, x, precision: str):
+        built = super().build(form, x, precision)
+        calls = [0]
+
+        def fn():
+            calls[0] += 1
+            if calls[0] != 2:  # call 1 is the untimed first call, call 2 the first timed one
+                time.sleep(5e-3)
+            return built.fn()
+
+        return type(built)(fn, built.compile_s, built.notes)
+
+
+def test_the_probe_takes_the_median_of_several_calls_not_one_lucky_call() -> None:
+    model = CallCostModel()
+    _probe(Case("numpy", "loop", 1, 2048, 4), LuckyFirstCall(), model)
+    assert len(model.points) == len(PROBE_T)
+    # A single timed call would have recorded the lucky, sleep-free call.
+    assert all(seconds >= 5e-3 for _, _, seconds in model.points)
+    assert probe_seconds([1.0, 9.0, 2.0, 3.0, 0.1]) == 2.0

@@ -111,3 +111,67 @@ def test_compare_counts_nonfinite_and_measures_errors() -> None:
     assert b.nonfinite == 1 and not b.passed and "non-finite" in b.describe()
     with pytest.raises(ValueError, match="shape"):
         compare(np.ones((1, 3, 1)), ref, 1.0)
+
+
+EPS32, EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
+
+
+@pytest.mark.parametrize("T", [1, 2, 8, 1000, 4096])
+def test_every_tolerance_is_exactly_its_documented_formula(T: int) -> None:
+    # Exact values, not orderings: a tolerance loosened (or a term dropped) anywhere fails here.
+    assert tolerance("float64", "ieee", T) == 5 * EPS64 * math.sqrt(T)
+    assert tolerance("float32", "ieee", T) == 5 * EPS32 * math.sqrt(T)
+    assert tolerance("float32", "tf32", T) == 2e-3 + 5 * EPS32 * math.sqrt(T)
+    assert tolerance("float16", "ieee", T) == 1e-2
+    assert tolerance("bfloat16", "ieee", T) == 4e-2
+
+
+def test_documented_tolerance_figures() -> None:
+    assert tolerance("float32", "ieee", 8) == pytest.approx(1.7e-6, rel=0.01)
+    assert tolerance("float32", "ieee", 4096) == pytest.approx(3.8e-5, rel=0.01)
+    assert tolerance("float64", "ieee", 1) == 5 * EPS64  # T = 1: one rounding, sqrt(1)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "precision", "T"),
+    [("float64", "ieee", 64), ("float32", "ieee", 8), ("float32", "tf32", 512), ("float16", "ieee", 8)],
+)
+def test_agreement_boundary_is_inclusive_and_tight(dtype: str, precision: str, T: int) -> None:
+    tol = tolerance(dtype, precision, T)
+    at = compare(np.ones((1, T, 1)), np.ones((1, T, 1)), tol)
+    assert at.passed
+    # An error exactly at the tolerance passes; the next float above it fails.
+    assert replace_err(at, tol).passed
+    assert not replace_err(at, float(np.nextafter(tol, np.inf))).passed
+    assert not replace_err(at, 1.1 * tol).passed and replace_err(at, 0.9 * tol).passed
+
+
+def replace_err(a, rel_err: float):
+    import dataclasses
+
+    return dataclasses.replace(a, rel_err=rel_err)
+
+
+def test_compare_relative_error_on_small_and_zero_references() -> None:
+    ref = np.full((1, 4, 1), 1e-3)  # norm 2e-3 < 1: still relative
+    a = compare(ref * (1 + 1e-4), ref, 1e-3)
+    assert a.rel_err == pytest.approx(1e-4, rel=1e-6)
+    assert a.passed and a.describe() == f"relative error {a.rel_err:.2e} within tolerance 1.00e-03"
+    zero = compare(np.full((1, 4, 1), 3e-9), np.zeros((1, 4, 1)), 1e-6)  # no norm: the absolute error
+    assert zero.rel_err == pytest.approx(6e-9) and zero.passed
+    nan = compare(np.array([[[np.nan], [1.0]]]), np.ones((1, 2, 1)), 1.0)
+    assert nan.rel_err == math.inf and nan.max_abs_err == math.inf and nan.nonfinite == 1
+    assert not nan.passed and nan.describe() == "1 non-finite values in the result"
+
+
+def test_load_input_returns_the_array_as_float64_and_refuses_pickles(tmp_path) -> None:
+    path = tmp_path / "x.npy"
+    x = make_input((2, 5, 3)).astype(np.float32)
+    np.save(path, x)
+    loaded = load_input(path)
+    assert loaded.dtype == np.float64 and loaded.shape == (2, 5, 3)
+    np.testing.assert_array_equal(loaded, x.astype(np.float64))
+    pickled = tmp_path / "p.npy"
+    np.save(pickled, np.array([[[1.0]]], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="cannot load"):
+        load_input(pickled)

@@ -34,7 +34,7 @@ TRICKY_REASON = 'needs "1,5 GiB", has 1,0; a \'quoted\' ""pair"", a | pipe and a
 def full_row() -> Row:
     """A row with every field off its default, NaN, infinities and awkward text included."""
     return Row(
-        Case("torch", "matrix", 8, 1024, 256, dtype="bfloat16", precision="tf32", input="file"),
+        Case("torch", "attention", 8, 1024, 256, dtype="bfloat16", precision="tf32", input="file", kernel="flash"),
         device="cuda:0 (NVIDIA H100, 80GB)",
         status="ok",
         reason=TRICKY_REASON,
@@ -73,7 +73,6 @@ def full_row() -> Row:
         peak_rss_bytes=2.5 * 2**30,
         est_mem_bytes=3.0 * 2**30,
         profile="profiles/torch-matrix.json",
-        kernel="flash",
         machine="a1b2c3d4e5f6",
         node="127.0.0.1",
     )
@@ -158,13 +157,15 @@ def test_csv_cells_for_nan_bool_and_samples(tmp_path):
 
 def test_row_key_matches_case_key():
     row = full_row()
-    assert row.key == "torch:matrix:8x1024x256:bfloat16:tf32:file"
+    # The kernel enters the key only where the case has one, so stored keys stay valid.
+    assert row.key == "torch:attention:8x1024x256:bfloat16:tf32:file:flash"
     assert row.key == row.case.key
     # The row reads its case's fields as its own and stores them flat, first.
-    assert (row.backend, row.T, row.precision) == ("torch", 1024, "tf32")
-    assert list(row.to_dict())[:8] == ["backend", "form", "B", "T", "C", "dtype", "precision", "input"]
+    assert (row.backend, row.T, row.precision, row.kernel) == ("torch", 1024, "tf32", "flash")
+    assert list(row.to_dict())[:9] == ["backend", "form", "B", "T", "C", "dtype", "precision", "input", "kernel"]
+    assert list(row.to_dict()).count("kernel") == 1
     assert Row.from_dict(row.to_dict()).case == row.case
-    assert plain_row().key == Case("numpy", "cumsum", 4, 8, 2).key
+    assert plain_row().key == Case("numpy", "cumsum", 4, 8, 2).key == "numpy:cumsum:4x8x2:float32:ieee:normal"
 
 
 # -- RowLog and torn files ------------------------------------------------------------

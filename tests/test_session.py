@@ -21,6 +21,7 @@ import pytest
 from backends import REGISTRY
 from suite.cases import Case, RunOptions
 from suite.cli import main
+from suite.cli.run import DEFAULT_ROUNDS
 from suite.results import CSV_NAME, JSON_NAME, REPORT_NAME, load_run, read_json
 from suite.session import run_cases
 from suite.timing import TimerConfig
@@ -149,7 +150,7 @@ def test_interrupted_run_keeps_finished_rows_and_resume_finishes_without_rerunni
         if r.key in before:  # kept as measured, not measured again
             assert r.median_s == before[r.key].median_s and r.samples_s == before[r.key].samples_s
     builds = Counter(int(line.split()[1]) for line in log.read_text().splitlines())
-    assert all(builds[r.T] == 1 for r in partial), builds
+    assert all(builds[r.T] == DEFAULT_ROUNDS for r in partial), builds  # once per round, none after resume
     assert set(builds) == set(range(8, 20))
     assert not read_json(out / JSON_NAME)[0]["interrupted"]
 

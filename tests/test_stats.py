@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from suite.stats import Z95, bootstrap_ratio_ci, fit_power_law, mann_whitney_u, median_ci, wilson
+from suite.stats import Z95, bootstrap_ratio_ci, fit_power_law, mann_whitney_u, median_ci, two_level_ratio, wilson
 from tests.stored_runs import samples
 
 # -- mann_whitney_u and bootstrap_ratio_ci ---------------------------------------------------
@@ -148,3 +148,45 @@ def test_fit_power_law_standard_error_matches_the_textbook_formula():
 def test_fit_power_law_refuses_what_it_cannot_fit(T, s, message):
     with pytest.raises(ValueError, match=message):
         fit_power_law(T, s)
+
+
+# -- two_level_ratio -----------------------------------------------------------------
+
+
+def _rounds(centre: float, shifts: list[float], n: int, seed: int) -> list[np.ndarray]:
+    """Rounds of ``n`` samples with 1% noise, each round shifted by its own factor."""
+    rng = np.random.default_rng(seed)
+    return [centre * (1 + s) * (1 + 0.01 * rng.standard_normal(n)) for s in shifts]
+
+
+def test_two_level_ratio_agrees_with_scipy_bootstrap_on_one_sample_rounds() -> None:
+    # One sample per round: resampling rounds is resampling samples, and the statistic
+    # is the median of the samples: scipy's percentile bootstrap of the ratio of medians.
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    base, head = rng.lognormal(0, 0.05, 40), rng.lognormal(0.08, 0.05, 35)
+    ratio, lo, hi, p = two_level_ratio([[v] for v in base], [[v] for v in head], n_boot=8000)
+    ref = stats.bootstrap(
+        (base, head),
+        lambda a, b, axis=-1: np.median(b, axis=axis) / np.median(a, axis=axis),
+        n_resamples=8000,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(4),
+    ).confidence_interval
+    assert ratio == pytest.approx(np.median(head) / np.median(base))
+    assert lo == pytest.approx(ref.low, rel=0.01) and hi == pytest.approx(ref.high, rel=0.01)
+    assert p < 0.01  # an 8% shift on 5% noise, 35+ samples a side
+
+
+def test_two_level_ratio_sees_the_spread_between_rounds() -> None:
+    # The same samples within each round, but rounds that wander by +-5%: the interval
+    # must be wide enough to hold that wander, which pooling the samples would hide.
+    base = _rounds(1.0, [0.05, -0.05, 0.0, 0.04, -0.03], 50, seed=1)
+    head = _rounds(1.0, [-0.04, 0.05, 0.02, -0.05, 0.0], 50, seed=2)
+    ratio, lo, hi, p = two_level_ratio(base, head)
+    assert lo < 1 < hi and p > 0.05
+    pooled_lo, pooled_hi = bootstrap_ratio_ci(np.concatenate(base), np.concatenate(head))
+    assert hi - lo > 2 * (pooled_hi - pooled_lo)
+    assert two_level_ratio(base, head) == (ratio, lo, hi, p)  # fixed seed
+    assert all(math.isnan(v) for v in two_level_ratio([], head))

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backends import DEVICES, DTYPES, PRECISIONS, REGISTRY
-from suite.cases import PRESETS, RunOptions, Shape, SweepSpec, parse_sizes
+from suite.cases import PRESETS, RunOptions, Shape, SweepSpec, known_kernels, parse_sizes
+from suite.contention import default_policy
 from suite.forms import form_names
 from suite.reference import INPUT_KINDS
 from suite.results import ResultsError, Row, load_run, prepare_folder
-from suite.timing import TimerConfig
+from suite.timing import MIN_SAMPLES_HARD, TimerConfig
 
 
 class UsageError(Exception):
@@ -114,6 +115,13 @@ def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: s
         help=f"input kinds ({', '.join(INPUT_KINDS)}); default {default_inputs}",
     )
     p.add_argument(
+        "--attention-kernels",
+        type=choices("attention kernel", known_kernels()),
+        default=(),
+        help=f"kernels of the attention form ({', '.join(known_kernels())}); each backend runs those it "
+        "offers (torch: auto, flash, efficient, cudnn, math; jax: xla, cudnn); default each library's own choice",
+    )
+    p.add_argument(
         "--device", choices=DEVICES, default="auto", help="where torch and jax run; default auto (GPU if any)"
     )
     p.add_argument("--seed", type=int, default=1337, help="input seed; default 1337")
@@ -157,11 +165,13 @@ def timer_config(args: argparse.Namespace) -> TimerConfig:
     """The timer of a timed command (``run``); the default for the others."""
     if args.command != "run":
         return TimerConfig()
+    if args.min_samples < MIN_SAMPLES_HARD:
+        raise UsageError(f"--min-samples must be at least {MIN_SAMPLES_HARD}, got {args.min_samples}")
     try:
         return TimerConfig(
             target_rel_ci=args.target_ci,
             budget_s=args.budget,
-            min_samples=max(args.min_samples, 3),
+            min_samples=args.min_samples,
             warmup_s=args.warmup,
             cold_cache=args.cold_cache,
             device_events=args.device_events,
@@ -183,6 +193,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         isolate=not args.no_isolate,
         input_file=str(args.input_file) if getattr(args, "input_file", None) else None,
         ceilings=not getattr(args, "no_ceilings", False),
+        on_contention=getattr(args, "on_contention", None) or default_policy(),
+        contention_wait_s=getattr(args, "contention_wait", 20.0),
+        rounds=getattr(args, "rounds", 1),
+        cluster=getattr(args, "cluster", None) or "",
     )
 
 
@@ -196,6 +210,7 @@ def spec_from(args: argparse.Namespace) -> SweepSpec:
             dtypes=args.dtypes,
             precisions=args.precisions,
             inputs=args.inputs,
+            kernels=args.attention_kernels,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

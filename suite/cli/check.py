@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         verdict = {"ok": "pass", "mismatch": "FAIL"}.get(r.status, r.status)
         note = f"  ({r.reason})" if r.status != "ok" and r.reason else ""
         print(
-            f"{r.backend:<14} {r.form:<8} {f'{r.B}x{r.T}x{r.C}':<12} {r.dtype:<9} {r.precision:<5} {r.input:<7} "
+            f"{r.backend:<14} {r.case.form_kernel:<8} {f'{r.B}x{r.T}x{r.C}':<12} "
+            f"{r.dtype:<9} {r.precision:<5} {r.input:<7} "
             f"{r.rel_err:>9.2e} {r.max_abs_err:>9.2e} {r.tol:>9.2e}  {verdict}{note}"
         )
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}

@@ -23,6 +23,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("head", type=Path, help="head results folder, .json or .csv")
     p.add_argument("--out", type=Path, default=None, help="also write compare.md, .csv and .json here")
     p.add_argument("--allow-other-machine", action="store_true", help="compare runs whose machine fingerprints differ")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="pass even when cases ok in the base are gone or skipped in the head (by default they fail)",
+    )
     threshold_args(p)
 
 
@@ -58,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     base_meta, base_rows = load(args.base)
     head_meta, head_rows = load(args.head)
     try:
-        comparison = compare_rows(base_rows, head_rows, config, base_meta, head_meta, args.allow_other_machine)
+        comparison = compare_rows(
+            base_rows, head_rows, config, base_meta, head_meta, args.allow_other_machine, args.allow_missing
+        )
     except CompareError as e:
         raise UsageError(str(e)) from None
     return emit(comparison, args.out)

@@ -1,10 +1,12 @@
-"""The progress line of a sweep: which case, how far along, and the time left."""
+"""The progress display of a sweep (rich): which case, which round, how far along, the time left,
+and contention waits as they happen."""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from suite.cases import Case, RunOptions
 from suite.format import format_seconds
@@ -13,33 +15,82 @@ from suite.session import estimated_case_s
 
 
 class Progress:
-    """One status line: which case, how far along, and an estimate of the time left.
+    """A rich progress bar on a terminal, one line per finished case elsewhere (CI logs).
 
-    The estimate scales a per-case prior by how fast finished cases actually went.
+    The estimate of the time left scales a per-case prior by how fast finished
+    steps actually went. ``note`` shows what a worker says while a case runs (a
+    contention wait) at once. rich is imported when the display starts.
     """
 
     def __init__(self, cases: Sequence[Case], options: RunOptions, quiet: bool) -> None:
-        self.priors = [estimated_case_s(c, options) for c in cases]
+        rounds = max(options.rounds, 1)
+        self.priors = [estimated_case_s(c, options) for c in cases] * rounds
         self.quiet = quiet
-        self.tty = sys.stderr.isatty()
         self.start = time.perf_counter()
+        self._bar: Any = None
+        self._task: Any = None
+        self._console: Any = None
+        if not quiet:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+            self.tty = self._console.is_terminal
+        else:
+            self.tty = False
+
+    def _left_s(self, done: int) -> float:
+        elapsed = time.perf_counter() - self.start
+        spent_prior = sum(self.priors[:done]) or 1.0
+        return sum(self.priors[done:]) * (elapsed / spent_prior if done else 1.0)
+
+    def _open(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("~{task.fields[left]:.0f}s left | {task.description}"),
+            console=self._console,
+            transient=False,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("", total=total, left=self._left_s(0))
 
     def __call__(self, done: int, total: int, case: Case, row: Row | None, seconds: float) -> None:
         if self.quiet:
             return
-        elapsed = time.perf_counter() - self.start
-        spent_prior = sum(self.priors[:done]) or 1.0
-        left = sum(self.priors[done:]) * (elapsed / spent_prior if done else 1.0)
-        bar = "#" * int(20 * done / max(total, 1))
-        head = f"[{bar:<20}] {done}/{total} {elapsed:5.0f}s elapsed, ~{left:4.0f}s left"
-        if row is None:
-            if self.tty:
-                sys.stderr.write(f"\r\x1b[K{head} | {case.label()} ...")
-                sys.stderr.flush()
+        if not self.tty:
+            if row is not None:
+                print(f"[{done}/{total}] {case.label()}: {_what(row)}", file=sys.stderr, flush=True)
             return
-        what = row.status if row.status != "ok" else format_seconds(row.median_s) if row.n_samples else "ok"
-        line = f"{head} | {case.label()}: {what}"
-        sys.stderr.write(f"\r\x1b[K{line}" if self.tty else line + "\n")
-        if self.tty and done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        if self._bar is None:
+            self._open(total)
+        what = f"{case.label()} ..." if row is None else f"{case.label()}: {_what(row)}"
+        self._bar.update(self._task, completed=done, description=what, left=self._left_s(done))
+        if row is not None and row.contended:
+            self._bar.console.print(f"contended: {case.label()}: {row.reason}", style="yellow", highlight=False)
+        if done == total:
+            self.close()
+
+    def note(self, text: str) -> None:
+        """A message from the running case (a contention wait), shown as it happens."""
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
+            self._bar.console.print(text, style="yellow", highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _what(row: Row) -> str:
+    if row.status != "ok":
+        return row.status
+    text = format_seconds(row.median_s) if row.n_samples else "ok"
+    return text + (" (contended)" if row.contended else "")

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from backends import REGISTRY
+from backends._common import HostBackend
+from suite import machine
+from suite.cases import Case
 from suite.cli._args import UsageError, fraction, options_from, positive, spec_from, sweep_args
 from suite.cli.progress import Progress
+from suite.contention import POLICIES, default_policy
+from suite.profiling import PROFILES_DIR
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, FAILED_STATUSES, JSON_NAME, REPORT_NAME, ResultsError
 from suite.session import Session
+
+#: Rounds per case of ``suite run`` (and so of ``nox -s bench``): results/tuning/rounds-default.md.
+DEFAULT_ROUNDS = 2
 
 
 def add_parser(sub: Any) -> None:
@@ -26,12 +37,53 @@ def add_parser(sub: Any) -> None:
         help="stop sampling when the median's 95%% CI is within this fraction; default 0.02",
     )
     p.add_argument(
-        "--budget", type=positive(float), default=0.5, help="seconds of sampling per case at most; default 0.5"
+        "--budget",
+        type=positive(float),
+        default=0.5,
+        help="seconds of sampling per case at most, split over its rounds; default 0.5",
     )
     p.add_argument("--min-samples", type=positive(int), default=5, help="samples before the CI may stop; default 5")
     p.add_argument("--warmup", type=positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
-    p.add_argument("--cold-cache", action="store_true", help="flush the GPU L2 before every call")
+    p.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="flush the GPU L2 before every call, one call per sample (refused when every backend runs on the CPU)",
+    )
     p.add_argument("--device-events", action="store_true", help="time with CUDA events where the backend has them")
+    p.add_argument(
+        "--rounds",
+        type=positive(int),
+        default=DEFAULT_ROUNDS,
+        help="measure each case in this many fresh worker processes, interleaved across the sweep, "
+        f"pooled into one row; default {DEFAULT_ROUNDS}",
+    )
+    p.add_argument(
+        "--on-contention",
+        choices=POLICIES,
+        default=default_policy(),
+        help="a case measured while other processes competed for its cores: wait (bounded) and re-measure, "
+        "flag it, or fail the run (exit 1) if it stays contended; default wait ($CAUSAL_BENCH_ON_CONTENTION)",
+    )
+    p.add_argument(
+        "--contention-wait",
+        type=positive(float),
+        default=20.0,
+        help="seconds a contended case may wait for the machine to quiet down; default 20",
+    )
+    p.add_argument(
+        "--cluster",
+        type=cluster_address,
+        default=None,
+        help="run the sweep on a Ray cluster, one case per node at a time: auto (the cluster this machine "
+        "joined with `ray start`), local (a one-node cluster started here), ray://HOST:PORT or HOST:PORT; "
+        "needs the fleet extra",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each case's timed calls, trace extra calls (torch.profiler, jax.profiler or cProfile) "
+        f"into <out>/{PROFILES_DIR}/; the timings are unchanged",
+    )
     p.add_argument(
         "--no-ceilings",
         action="store_true",
@@ -39,21 +91,69 @@ def add_parser(sub: Any) -> None:
     )
 
 
+def can_flush(backend: str, device: str) -> bool:
+    """Whether ``backend`` may have a device cache to flush (``--cold-cache``), judged without importing it."""
+    cls = REGISTRY.get(backend)
+    return cls is not None and not issubclass(cls, HostBackend) and device != "cpu" and bool(machine.gpu_info())
+
+
+def cluster_address(text: str) -> str:
+    """``--cluster``: auto, local, ray://HOST:PORT or HOST:PORT."""
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    if text in ("auto", "local") or (host and port.isdigit()):
+        return text
+    raise UsageError(f"--cluster: expected auto, local, ray://HOST:PORT or HOST:PORT, got {text!r}")
+
+
+def join_cluster(address: str) -> bool:
+    """Join ``--cluster`` before anything is written (one line and exit 2 when it cannot be used)."""
+    if not address:
+        return False
+    from suite import fleet
+
+    try:
+        return fleet.open_cluster(address)
+    except fleet.FleetError as e:
+        raise UsageError(str(e)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     options = options_from(args)
+    if args.profile:
+        options = dataclasses.replace(options, profile_dir=str((args.out / PROFILES_DIR).resolve()))
+    if options.timer.cold_cache and not any(can_flush(b, options.device) for b in spec.backends):
+        raise UsageError("--cold-cache: no requested backend has a device cache to flush here (all run on the CPU)")
     out: Path = args.out
+    own_cluster = join_cluster(options.cluster)
     session = Session(out, resume=args.resume)
     try:
         session.open()
     except ResultsError as e:
         raise UsageError(str(e)) from None
-    session.run(
-        spec,
-        options,
-        progress_for=lambda cases: Progress(cases, options, args.quiet),
-        final=lambda folder, meta, rows: write_report(folder, meta, rows),
-    )
+    session.machine_state = machine.machine_state(options.threads)
+    if (warning := machine.busy_warning(session.machine_state)) and not args.quiet:
+        print(warning, file=sys.stderr)
+    shown: list[Progress] = []
+
+    def progress_for(cases: Sequence[Case]) -> Progress:
+        shown.append(Progress(cases, options, args.quiet))
+        return shown[-1]
+
+    try:
+        session.run(
+            spec,
+            options,
+            progress_for=progress_for,
+            final=lambda folder, meta, rows: write_report(folder, meta, rows),
+        )
+    finally:
+        for p in shown:
+            p.close()
+        if own_cluster:
+            from suite.fleet import close_cluster
+
+            close_cluster()
     rows = session.rows
     if session.interrupted:
         print(f"interrupted: {len(rows)} rows kept in {out}; continue with --resume", file=sys.stderr)
@@ -62,4 +162,8 @@ def run(args: argparse.Namespace) -> int:
     bad = [r for r in rows if r.status in FAILED_STATUSES]
     for r in bad:
         print(f"{r.status}: {r.key}: {r.reason}", file=sys.stderr)
-    return 1 if bad else 0
+    contended = [r for r in rows if r.contended]
+    if contended:
+        what = "fails the run (--on-contention fail)" if options.on_contention == "fail" else "marked in the report"
+        print(f"{len(contended)} of {len(rows)} rows measured under contention: {what}", file=sys.stderr)
+    return 1 if bad or (contended and options.on_contention == "fail") else 0

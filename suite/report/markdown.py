@@ -6,13 +6,17 @@ Layout of ``report.md``:
 2. a summary to act on: the fastest form per backend and size, accuracy at a
    glance (the worst relative error as a fraction of its tolerance, per backend)
    and what did not run, counted by reason;
+   for a run of several machines, the same case on each side by side, each against its
+   own machine's ceilings (``suite.report.machines``);
 3. the full tables: for each form, backends (and devices) down and sizes across,
    each cell the median with its IQR and the speedup against NumPy at the same
    case; the correctness table; every case that did not run, with its reason
    (each table built in ``suite.report.tables``);
 4. scaling: the exponent k of ``time = a * T^k`` per backend and form, and the
    sizes where one form overtakes another (``suite.report.scaling``);
-5. the plots (``suite.report.plots``), linked relatively from ``plots/``.
+5. memory and traces: measured peak memory against the guard's estimate, and
+   links to the ``--profile`` traces (``suite.report.why``);
+6. the plots (``suite.report.plots``), linked relatively from ``plots/``.
 
 ``render`` builds the text from rows; ``write_report`` writes it, with the plots,
 and is what ``python -m suite run`` and ``python -m suite report`` call. Plotting
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.report.machines import across_machines, machines_line
 from suite.report.scaling import find_crossovers, fit_scaling
 from suite.report.tables import (
     accuracy_table,
@@ -41,6 +46,7 @@ from suite.report.tables import (
     scaling_table,
     timing_tables,
 )
+from suite.report.why import memory_table, profiles_table
 from suite.results import REPORT_NAME, STATUSES, Row, write_atomic
 
 #: The folder, beside the report, that holds its figures.
@@ -68,6 +74,19 @@ def plots_section(plots: Sequence[PlotLink], note: str) -> list[str]:
     return lines
 
 
+def contention_lines(rows: Sequence[Row]) -> list[str]:
+    """A warning paragraph when rows were measured under contention, else nothing."""
+    contended = [r for r in rows if r.contended]
+    if not contended:
+        return []
+    return [
+        f"> **{len(contended)} of {len(rows)} rows were measured under contention** (other processes used the "
+        "cores they needed; the `foreign_cpu` and `reason` columns give the figures). They are marked "
+        "**contended** below; their times are likely too slow and `compare` will not judge them.",
+        "",
+    ]
+
+
 def render(
     meta: dict[str, Any], rows: Sequence[Row], plots: Sequence[PlotLink] = (), plot_note: str | None = None
 ) -> str:
@@ -85,7 +104,8 @@ def render(
         "",
         f"- run: `{meta.get('run_id', '?')}`" + (" (interrupted, partial)" if meta.get("interrupted") else ""),
         f"- commit: `{str(meta.get('git_commit', '?'))[:12]}`" + (" (dirty tree)" if meta.get("git_dirty") else ""),
-        f"- machine: {machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} cores, "
+        machines_line(meta)
+        or f"- machine: {machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} cores, "
         f"{machine.get('memory_gib', '?')} GiB"
         + (f", {machine['gpu_name']}" if machine.get("gpu_name") else "")
         + f" (fingerprint `{machine.get('fingerprint', '?')}`)",
@@ -94,6 +114,7 @@ def render(
         "",
         "## Summary",
         "",
+        *contention_lines(rows),
         "**Fastest form** for each backend at each size (B x T x C), with its median time per call:",
         "",
         *fastest_table(rows),
@@ -113,6 +134,7 @@ def render(
         "",
         *not_run_summary(rows),
         "",
+        *across_machines(meta, rows),
         "## Timings",
         "",
         "Cells: median time per call ± interquartile range, and in brackets the speedup "
@@ -148,6 +170,17 @@ def render(
         "",
         *crossover_table(find_crossovers(rows, vary="backend"), "No backend overtakes another."),
         "",
+        "## Memory and traces",
+        "",
+        "**Peak memory** of each timed case, measured (the device's figure where the adapter gives one, "
+        "else the worker's resident-set high-water mark over the timed calls, above what it held before "
+        "the case's input existed), beside the memory guard's estimate (input, output and the form's working "
+        "memory). The first case of a worker also carries the framework's one-time memory (a compile); "
+        "arrays under the allocator's mmap threshold can reuse freed memory and read low.",
+        "",
+        *memory_table(rows),
+        "",
+        *profiles_table(rows),
         "## Plots",
         "",
         *plots_section(plots, "Plots were not written for this report." if plot_note is None else plot_note),

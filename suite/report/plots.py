@@ -9,12 +9,16 @@ changes the caller's matplotlib backend or global state.
 Three kinds of figure, each only where a curve has at least two sizes:
 
 - ``time-vs-T-<form>``: seconds per call against T on log-log axes, one line per
-  backend, the fitted ``a * T^k`` dashed and ``k ± its standard error`` in the
-  legend; where one backend overtakes another, a dotted vertical line.
-- ``forms-<backend>``: the same axes, one line per form on one backend; dotted
-  lines mark the sizes where one form overtakes another.
+  backend with its interquartile range as a band, the fitted ``a * T^k`` dashed
+  and ``k ± its standard error`` in the legend; where one backend overtakes
+  another, a numbered marker on the curves, listed under the plot.
+- ``forms-<backend>``: the same axes, one line per form on one backend; numbered
+  markers where one form overtakes another.
 - ``speedup-vs-numpy``: NumPy's median over each backend's, per form, against T;
   above 1 is faster than NumPy.
+- ``memory-vs-T-<backend>``: measured peak memory per form against T (device
+  figure where the adapter gives one, else the host's resident-set peak), the
+  memory guard's estimate dashed: the matrix forms' T^2 shows here.
 
 A name gets a suffix (``-float32-B8-C64``) only when one form or backend has
 several groups (other B, C, dtype, precision or input) in the rows.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suite.format import format_bytes, format_seconds
 from suite.report.scaling import Crossover, GroupKey, ScalingFit, find_crossovers, fit_scaling, group_key, timed
 from suite.results import Row
 
@@ -39,8 +44,10 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "pip install 'causal-bench[plots]'"
 #: File-name prefixes this module owns in the plots folder (stale ones are removed).
-PREFIXES = ("time-vs-T-", "forms-", "speedup-vs-numpy")
+PREFIXES = ("time-vs-T-", "forms-", "speedup-vs-numpy", "memory-vs-T-")
 BASELINE = "numpy"
+#: Up to this many measured T values each get a labelled tick.
+MAX_T_TICKS = 12
 
 
 class PlotsUnavailable(Exception):
@@ -85,6 +92,7 @@ def slug(text: str) -> str:
 
 
 Points = dict[int, float]
+Band = dict[int, tuple[float, float]]
 
 
 def _series(rows: Sequence[Row]) -> dict[GroupKey, Points]:
@@ -93,6 +101,27 @@ def _series(rows: Sequence[Row]) -> dict[GroupKey, Points]:
     for r in rows:
         if timed(r):
             out[group_key(r)].setdefault(r.T, r.median_s)
+    return out
+
+
+def quartiles(r: Row) -> tuple[float, float]:
+    """The row's 25th and 75th percentile seconds: from its samples, else median ± IQR / 2."""
+    samples = [s for s in r.samples_s if math.isfinite(s)]
+    if len(samples) >= 2:
+        import numpy as np
+
+        q1, q3 = np.percentile(samples, [25, 75])
+        return float(q1), float(q3)
+    half = r.iqr_s / 2 if math.isfinite(r.iqr_s) else 0.0
+    return r.median_s - half, r.median_s + half
+
+
+def _bands(rows: Sequence[Row]) -> dict[GroupKey, Band]:
+    """The interquartile range by T for each group, beside ``_series``."""
+    out: dict[GroupKey, Band] = defaultdict(dict)
+    for r in rows:
+        if timed(r):
+            out[group_key(r)].setdefault(r.T, quartiles(r))
     return out
 
 
@@ -120,44 +149,101 @@ def _save(fig: Figure, folder: Path, name: str, kind: str, title: str) -> Plot:
     return Plot(kind, title, png, svg)
 
 
-def _loglog(ax: Axes, ylabel: str, y_suffix: str = "") -> None:
-    from matplotlib.ticker import FuncFormatter
+def _y_text(v: float, unit: str) -> str:
+    if unit == "s":
+        return format_seconds(v)
+    if unit == "B":
+        return format_bytes(v)
+    return f"{v:g}{unit}"
+
+
+def _loglog(ax: Axes, ylabel: str, y_unit: str = "s") -> None:
+    """Log-log axes whose ticks read as numbers with units: T = 512, 2 ms, 64 MiB, 2x."""
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    # Plain numbers (T = 512, 2x) read faster than 2^9 and 2 x 10^0.
+    # Ticks at the measured T values: each labelled point is a measurement, and no
+    # label sits in the corner beside the y axis's lowest one.
+    xs = [np.asarray(line.get_xdata(), dtype=float) for line in ax.get_lines() if line.get_marker() == "o"]
+    measured = sorted({float(x) for part in xs for x in part})
+    if 2 <= len(measured) <= MAX_T_TICKS:
+        ax.set_xticks(measured)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    if y_suffix:
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{y_suffix}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}{y_suffix}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    low, high = ax.get_ylim()
+    if y_unit == "B":  # bytes on binary steps: 1 KiB, 4 KiB, 16 KiB ...
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_locator(LogLocator(base=4 if high / max(low, 1e-300) < 2**16 else 16))
+    else:
+        # Under two decades the powers of ten alone leave too few labels: mark 2 and 5 too.
+        subs = (1.0, 2.0, 5.0) if high / max(low, 1e-300) < 100 else (1.0,)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _y_text(v, y_unit)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("T (sequence length)")
     ax.set_ylabel(ylabel)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
 
 
-def _curve(ax: Axes, points: Points, fit: ScalingFit | None, label: str, style: dict[str, Any]) -> None:
+def _curve(
+    ax: Axes, points: Points, fit: ScalingFit | None, label: str, style: dict[str, Any], band: Band | None = None
+) -> None:
     ts = sorted(points)
     line = ax.plot(ts, [points[T] for T in ts], marker="o", label=label, **style)[0]
+    if band:
+        bt = [T for T in ts if T in band]
+        ax.fill_between(bt, [band[T][0] for T in bt], [band[T][1] for T in bt], color=line.get_color(), alpha=0.2)
     if fit is not None:
         lo, hi = fit.t_min, fit.t_max
         grid = [lo * (hi / lo) ** (i / 40) for i in range(41)]
         ax.plot(grid, [fit.predict(T) for T in grid], linestyle="--", linewidth=1, color=line.get_color(), alpha=0.7)
 
 
-def _mark(ax: Axes, crossings: Sequence[Crossover]) -> None:
-    for c in crossings:
-        ax.axvline(c.T, linestyle=":", color="0.35", linewidth=1)
-        ax.text(
-            c.T,
-            0.03,
-            f"{c.faster_above} overtakes {c.faster_below} at T≈{c.T:.0f} ",
-            transform=ax.get_xaxis_transform(),
-            rotation=90,
-            ha="right",
-            va="bottom",
-            fontsize=7,
-            color="0.25",
+Entry = tuple[Any, str]  # a legend handle and its label
+
+
+def _mark(ax: Axes, crossings: Sequence[Crossover], y_of: Any = None, prefix: str = "") -> list[Entry]:
+    """Numbered markers where curves cross; their legend entries, for ``_legend``.
+
+    ``y_of(c)`` places a marker (default: the interpolated time of the crossing).
+    """
+    entries: list[Entry] = []
+    for i, c in enumerate(sorted(crossings, key=lambda c: c.T), start=1):
+        y = c.seconds if y_of is None else y_of(c)
+        if not (math.isfinite(y) and y > 0):
+            continue
+        handle = ax.scatter([c.T], [y], marker="X", s=60, color="black", zorder=5)
+        # Numbers alternate above and below, so neighbouring crossings keep theirs readable.
+        offset = (4, 6) if i % 2 else (4, -14)
+        ax.annotate(
+            str(i),
+            (c.T, y),
+            xytext=offset,
+            textcoords="offset points",
+            fontsize=8,
+            weight="bold",
+            zorder=6,
+            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
         )
+        entries.append((handle, f"{prefix}{i}: {c.faster_above} overtakes {c.faster_below} at T≈{c.T:.0f}"))
+    return entries
+
+
+def _legend(fig: Figure, entries: Sequence[Entry]) -> None:
+    """One legend under the axes: the curves, then the crossings (never over the data)."""
+    seen: dict[str, Any] = {}
+    for handle, label in entries:
+        seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+
+
+def _curves(ax: Axes) -> list[Entry]:
+    handles, labels = ax.get_legend_handles_labels()
+    return list(zip(handles, labels, strict=True))
 
 
 def _label(name: str, fit: ScalingFit | None) -> str:
@@ -165,7 +251,7 @@ def _label(name: str, fit: ScalingFit | None) -> str:
 
 
 def _time_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
-    series = _series(rows)
+    series, bands = _series(rows), _bands(rows)
     fits = {f.key: f for f in fit_scaling(rows)}
     crossings = find_crossovers(rows, vary="backend")
     by_form: dict[str, dict[Family, list[GroupKey]]] = defaultdict(lambda: defaultdict(list))
@@ -181,19 +267,19 @@ def _time_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
             ax = fig.add_subplot()
             for key in keys:
                 name = f"{key.backend} ({key.device})" if multi_device else key.backend
-                _curve(ax, series[key], fits.get(key), _label(name, fits.get(key)), {})
-            _mark(ax, [c for c in crossings if c.key.form == form and _family(c.key) == family])
-            _loglog(ax, "seconds per call (median)")
+                _curve(ax, series[key], fits.get(key), _label(name, fits.get(key)), {}, bands.get(key))
+            _loglog(ax, "time per call (median, IQR band)")
+            mine = [c for c in crossings if c.key.form == form and _family(c.key) == family]
+            _legend(fig, _curves(ax) + _mark(ax, mine))
             title = f"{form}: time per call against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
-            ax.legend(fontsize=8)
             name = f"time-vs-T-{form}" + (f"-{_family_slug(family)}" if len(by_form[form]) > 1 else "")
             plots.append(_save(fig, folder, slug(name), "time", title))
     return plots
 
 
 def _form_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
-    series = _series(rows)
+    series, bands = _series(rows), _bands(rows)
     fits = {f.key: f for f in fit_scaling(rows)}
     crossings = find_crossovers(rows, vary="form")
     by_backend: dict[tuple[str, str], dict[Family, list[GroupKey]]] = defaultdict(lambda: defaultdict(list))
@@ -210,15 +296,14 @@ def _form_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
             fig = _new_figure()
             ax = fig.add_subplot()
             for key in keys:
-                _curve(ax, series[key], fits.get(key), _label(key.form, fits.get(key)), {})
+                _curve(ax, series[key], fits.get(key), _label(key.form, fits.get(key)), {}, bands.get(key))
             mine = [
                 c for c in crossings if (c.key.backend, c.key.device) == (backend, device) and _family(c.key) == family
             ]
-            _mark(ax, mine)
-            _loglog(ax, "seconds per call (median)")
+            _loglog(ax, "time per call (median, IQR band)")
+            _legend(fig, _curves(ax) + _mark(ax, mine))
             title = f"{backend} ({device}): the forms against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
-            ax.legend(fontsize=8)
             name = f"forms-{backend}" + (f"-{device}" if backend in several_devices else "")
             if len(by_backend[(backend, device)]) > 1:
                 name += f"-{_family_slug(family)}"
@@ -264,21 +349,73 @@ def _speedup_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
         nrows = math.ceil(len(panels) / cols)
         fig = _new_figure(7.0 if cols == 1 else 10.0, 3.4 * nrows + 0.4)
         axes = fig.subplots(nrows, cols, squeeze=False)
+        entries: list[Entry] = []
+        marks: list[Entry] = []
+        # One colour per backend in every panel: the figure has one legend.
+        colors = {name: f"C{i}" for i, name in enumerate(sorted({n for _, ls in panels for n, _ in ls}))}
         for ax, (form, lines) in zip(axes.flat, panels, strict=False):
             for label, points in lines:
                 ts = sorted(points)
-                ax.plot(ts, [points[T] for T in ts], marker="o", label=label)
+                ax.plot(ts, [points[T] for T in ts], marker="o", label=label, color=colors[label])
             ax.axhline(1.0, color="0.35", linewidth=1, linestyle=":")
-            _mark(ax, [c for c in crossings if c.key.form == form and _family(c.key) == family])
             _loglog(ax, f"speedup over {BASELINE}", "x")
+            # Against NumPy a crossing is where the speedup passes 1.
+            mine = [c for c in crossings if c.key.form == form and _family(c.key) == family]
+            entries += _curves(ax)
+            marks += _mark(ax, mine, y_of=lambda c: 1.0, prefix=f"{form} ")
             ax.set_title(form, fontsize=10)
-            ax.legend(fontsize=8)
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
+        _legend(fig, entries + marks)
         title = f"Speedup against NumPy (above 1 is faster; {_family_text(family)})"
         fig.suptitle(title, fontsize=10)
         name = "speedup-vs-numpy" + (f"-{_family_slug(family)}" if len(families) > 1 else "")
         plots.append(_save(fig, folder, slug(name), "speedup", title))
+    return plots
+
+
+def measured_memory(r: Row) -> float:
+    """A row's measured peak: the device figure where the adapter gives one, else the host's RSS peak."""
+    return r.peak_mem_bytes if math.isfinite(r.peak_mem_bytes) else r.peak_rss_bytes
+
+
+def _memory_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
+    measured: dict[tuple[str, str], dict[Family, dict[str, tuple[Points, Points]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: ({}, {})))
+    )
+    for r in rows:
+        peak = measured_memory(r)
+        if timed(r) and math.isfinite(peak) and peak > 0:
+            key = group_key(r)
+            got, est = measured[(key.backend, key.device)][_family(key)][key.form]
+            got.setdefault(r.T, peak)
+            if math.isfinite(r.est_mem_bytes) and r.est_mem_bytes > 0:
+                est.setdefault(r.T, r.est_mem_bytes)
+    several_devices = {b for b, n in _count(k[0] for k in measured).items() if n > 1}
+    plots: list[Plot] = []
+    for backend, device in sorted(measured):
+        for family, forms in sorted(measured[(backend, device)].items()):
+            forms = {f: v for f, v in forms.items() if len(v[0]) >= 2}
+            if not forms:
+                continue
+            fig = _new_figure()
+            ax = fig.add_subplot()
+            for form in sorted(forms):
+                got, est = forms[form]
+                ts = sorted(got)
+                line = ax.plot(ts, [got[T] for T in ts], marker="o", label=f"{form} measured")[0]
+                if est:
+                    te = sorted(est)
+                    ax.plot(te, [est[T] for T in te], linestyle="--", color=line.get_color(), alpha=0.7)
+            ax.plot([], [], linestyle="--", color="0.4", label="guard's estimate (dashed)")
+            _loglog(ax, "peak memory of the case", "B")
+            _legend(fig, _curves(ax))
+            title = f"{backend} ({device}): peak memory against T ({_family_text(family)})"
+            ax.set_title(title, fontsize=10)
+            name = f"memory-vs-T-{backend}" + (f"-{device}" if backend in several_devices else "")
+            if len(measured[(backend, device)]) > 1:
+                name += f"-{_family_slug(family)}"
+            plots.append(_save(fig, folder, slug(name), "memory", title))
     return plots
 
 
@@ -306,4 +443,9 @@ def write_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
         raise PlotsUnavailable(f"matplotlib is not installed; {INSTALL_HINT}") from None
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale(folder)
-    return [*_time_plots(folder, rows), *_speedup_plots(folder, rows), *_form_plots(folder, rows)]
+    return [
+        *_time_plots(folder, rows),
+        *_speedup_plots(folder, rows),
+        *_form_plots(folder, rows),
+        *_memory_plots(folder, rows),
+    ]

@@ -1,7 +1,7 @@
 """Scaling model: time = a * T^k per group of rows, and where curves cross.
 
 A **group** is every ``ok`` row that differs only in T: same backend, device,
-form, dtype, precision, input, B and C (``GroupKey``). Over a group's measured
+form (with its kernel, ``attention[flash]``), dtype, precision, input, B and C (``GroupKey``). Over a group's measured
 sizes, ``fit_scaling`` fits a straight line to ``log(median_s)`` against ``log(T)``
 by ordinary least squares (``suite.stats.fit_power_law``); the slope is the
 exponent ``k`` and its standard error is the textbook one, ``sqrt(RSS / (n - 2) /
@@ -60,7 +60,9 @@ class GroupKey:
 
 
 def group_key(row: Row) -> GroupKey:
-    return GroupKey(row.backend, row.device, row.form, row.dtype, row.precision, row.input, row.B, row.C)
+    # Each kernel of a form is a curve of its own: ``attention[flash]``, ``attention[math]``.
+    form = row.case.form_kernel
+    return GroupKey(row.backend, row.device, form, row.dtype, row.precision, row.input, row.B, row.C)
 
 
 def timed(row: Row) -> bool:

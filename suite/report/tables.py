@@ -39,6 +39,8 @@ def _cell(r: Row, base: Row | None) -> str:
     text = f"{format_seconds(r.median_s)} ± {format_seconds(r.iqr_s)}"
     if r.unstable:
         text += " (unstable)"
+    if r.contended:
+        text += " (**contended**)"
     if base is not None and base is not r and base.status == "ok" and r.median_s > 0:
         text += f" ({format_speedup(base.median_s / r.median_s)})"
     return text
@@ -60,7 +62,9 @@ def timing_tables(rows: Sequence[Row]) -> list[str]:
             cells: dict[tuple[str, str], Row] = {}
             for r in group:
                 if r.backend in ran:
-                    cells[(f"{r.backend} ({r.device or known.get(r.backend) or '?'})", _size(r))] = r
+                    # A form with kernels gets a line per kernel: ``torch (cpu) flash``.
+                    label = f"{r.backend} ({r.device or known.get(r.backend) or '?'}) {r.kernel}".rstrip()
+                    cells[(label, _size(r))] = r
             baseline = {_size(r): r for r in group if r.backend == "numpy"}
             backends = sorted({k[0] for k in cells}, key=lambda b: (not b.startswith("numpy "), b))
             body = [
@@ -78,7 +82,7 @@ def correctness_table(rows: Sequence[Row]) -> list[str]:
     body = [
         [
             r.backend,
-            r.form,
+            r.case.form_kernel,
             _size(r),
             _variant(r),
             f"{r.rel_err:.2e}",
@@ -97,7 +101,7 @@ def not_run_table(rows: Sequence[Row]) -> list[str]:
     rest = [r for r in rows if r.status not in ("ok", "mismatch")]
     if not rest:
         return ["Every case ran."]
-    body = [[r.status, r.backend, r.form, _size(r), _variant(r), r.reason] for r in rest]
+    body = [[r.status, r.backend, r.case.form_kernel, _size(r), _variant(r), r.reason] for r in rest]
     return markdown_table(["status", "backend", "form", "size", "dtype", "reason"], body)
 
 
@@ -135,15 +139,21 @@ def _per_backend_table(rows: Sequence[Row], cell: Callable[[Row], str]) -> list[
 
 def fastest_table(rows: Sequence[Row]) -> list[str]:
     """The fastest form for each backend (and variant) at each size, with its time."""
-    return _per_backend_table(rows, lambda r: f"{r.form}, {format_seconds(r.median_s)}")
+    return _per_backend_table(
+        rows,
+        lambda r: (
+            f"{r.case.form_kernel}, {format_seconds(r.median_s)}"
+            + (" (**contended**: measured on a busy machine, may not be the fastest)" if r.contended else "")
+        ),
+    )
 
 
 def _roofline_cell(r: Row) -> str:
     if not r.bound or not math.isfinite(r.ceiling_frac):
-        return f"{r.form}, no ceiling"
+        return f"{r.case.form_kernel}, no ceiling"
     rate = f"{r.gbs:.3g} GB/s" if r.bound == "memory" else f"{r.gflops:.3g} GFLOP/s"
     ceiling = "copy" if r.bound == "memory" else "matmul"
-    return f"{r.form}, {r.ceiling_frac:.0%} of {ceiling} ({rate})"
+    return f"{r.case.form_kernel}, {r.ceiling_frac:.0%} of {ceiling} ({rate})"
 
 
 def roofline_table(rows: Sequence[Row]) -> list[str]:

@@ -8,8 +8,8 @@ base when ``i + r`` is even), each measurement a fresh ``python -m suite run``
 process for that one case inside the side's own checkout. Drift then hits both
 sides alike, and so does process-to-process luck (memory layout, which core),
 because every side gets several processes. The rounds of one side are pooled
-into one row per case (:func:`merge_rows`) and the two sides are compared with
-``suite.track.compare``.
+into one row per case (``suite.rounds.merge_rows``, which ``suite run --rounds``
+uses too) and the two sides are compared with ``suite.track.compare``.
 
 For revisions, :func:`worktrees` checks both out as detached git worktrees in a
 temporary folder and removes them afterwards; :func:`interleave` only needs a
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import shutil
 import subprocess
@@ -41,11 +40,10 @@ from suite.results import (
     ResultsError,
     Row,
     load_run,
-    measurement_fields,
     write_csv,
     write_json,
 )
-from suite.timing import Measurement
+from suite.rounds import merge_rows
 
 SIDES = ("base", "head")
 
@@ -148,6 +146,8 @@ def run_flags(args: Any) -> list[Flag]:
         ("--compile-limit", repr(args.compile_limit)),
         # Ceilings are measured per process and do not enter the comparison.
         ("--no-ceilings", None),
+        # Each subprocess is one round; the rounds are interleaved here, ABBA.
+        ("--rounds", "1"),
     ]
     if args.threads is not None:
         flags.append(("--threads", str(args.threads)))
@@ -208,32 +208,6 @@ def run_side(side: Side, flags: Sequence[str], out: Path, timeout_s: float) -> t
         return load_run(out)
     except ResultsError as e:
         raise ABError(f"{side.name}: {e}") from None
-
-
-def merge_rows(rows: Sequence[Row]) -> Row:
-    """One row from the rounds of one case: samples pooled, statistics recomputed.
-
-    A round that did not produce a timing wins (a failure over a skip), so a
-    case that failed once is reported as failed.
-    """
-    for status in ("mismatch", "error", "timeout", "skipped"):
-        for r in rows:
-            if r.status == status:
-                return r
-    samples = tuple(float(s) for r in rows for s in r.samples_s)
-    if not samples:
-        return rows[0]
-    first = rows[0]
-    m = Measurement(samples, first.calls_per_sample)
-    median = m.median
-    return dataclasses.replace(
-        first,
-        **measurement_fields(m),
-        stop_reason=f"pooled from {len(rows)} rounds",
-        gflops=first.flops / median / 1e9 if median > 0 else math.nan,
-        gbs=first.bytes / median / 1e9 if median > 0 else math.nan,
-        elapsed_s=sum(r.elapsed_s for r in rows if math.isfinite(r.elapsed_s)),
-    )
 
 
 @dataclass

@@ -23,6 +23,24 @@ whatever the timings. The reverse is ``fixed``; failing on both sides is
   distribution", as asv uses: normal approximation with a correction for ties
   and a continuity correction (:func:`~suite.stats.mann_whitney_u`).
 
+**Rounds.** Rows measured in rounds (``suite run --rounds R``, ``suite ab``:
+each round a fresh process) are judged at the round level, where the variance
+between processes lives: the ratio is that of the medians of round medians, its
+95% interval and the p-value come from a two-level bootstrap (rounds, then
+samples within a round: :func:`~suite.stats.two_level_ratio`). With few rounds
+a bootstrap is optimistic (three rounds a side resample into few distinct
+sets), which the threshold guards against; ``scripts/gatebench.py`` measures
+what that leaves (results/gatebench/). Rows with one
+round on either side fall back to the sample-level figures below, with a note:
+samples of one process cannot show the variance between processes. A run with
+rounds is never compared with an old file that has no round information
+(``CompareError``: re-measure the base).
+
+**Contention.** A row measured while other processes competed for its cores
+(``Row.contended``, ``suite.contention``) on either side gives ``inconclusive``:
+neither ``slower`` nor ``faster`` can be trusted. The gate does not fail on it,
+but says how many there were.
+
 A case is ``slower`` only when all three agree: the ratio exceeds
 ``1 + threshold``, the test gives ``p < alpha``, and the interval's lower bound
 is above 1; ``faster`` is the mirror image (ratio below ``1 / (1 + threshold)``,
@@ -32,6 +50,12 @@ luck (memory layout, frequency, neighbours on a shared runner), so two runs of
 the same code differ by more than their within-run spread suggests, and a
 significance test alone fires on that. ``alpha`` keeps tiny noisy samples from
 passing on the ratio alone.
+
+**Missing cases.** A case ``ok`` in the base that the head did not time (``gone``,
+or ``skipped`` there) fails the gate too, counted in a warning: a gate that passes
+when half the suite stopped running is no gate. ``allow_missing`` (``compare
+--allow-missing``) is for the runs that drop cases on purpose. A case that
+failed in the head is ``broken`` already.
 
 **Machines.** Runs whose machine fingerprints differ are refused
 (:class:`CompareError`) unless the caller allows it; the output says either way.
@@ -49,7 +73,8 @@ import numpy as np
 from suite.machine import machine_fingerprint
 from suite.report.scaling import exponent_changes
 from suite.results import FAILED_STATUSES, Row
-from suite.stats import bootstrap_ratio_ci, mann_whitney_u
+from suite.rounds import round_samples
+from suite.stats import bootstrap_ratio_ci, mann_whitney_u, two_level_ratio
 from suite.track.config import CompareConfig, CompareError, Thresholds
 
 __all__ = [
@@ -68,7 +93,7 @@ __all__ = [
 #: Verdicts that fail the gate.
 REGRESSIONS = ("broken", "slower")
 IMPROVEMENTS = ("fixed", "faster")
-VERDICTS = ("broken", "slower", "fixed", "faster", "same", "new", "gone", "failing", "skipped")
+VERDICTS = ("broken", "slower", "fixed", "faster", "same", "inconclusive", "new", "gone", "failing", "skipped")
 
 
 @dataclass
@@ -131,6 +156,8 @@ def timing_verdict(base: Sequence[float], head: Sequence[float], limits: Thresho
         return {**out, "verdict": "same", "note": "no samples to compare"}
     mx, my = float(np.median(x)), float(np.median(y))
     ratio = my / mx if mx > 0 else math.nan
+    if len(x) < 2 or len(y) < 2:  # no interval or test from one value (scipy's bootstrap refuses it)
+        return {**out, "ratio": ratio, "verdict": "same", "note": "too few samples for a test"}
     lo, hi = bootstrap_ratio_ci(x, y)
     _, p = mann_whitney_u(x, y)
     out.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p)
@@ -140,10 +167,38 @@ def timing_verdict(base: Sequence[float], head: Sequence[float], limits: Thresho
     if ratio < 1 / up and p < limits.alpha and hi < 1:
         return {**out, "verdict": "faster"}
     note = ""
-    if len(x) < 2 or len(y) < 2:
-        note = "too few samples for a test"
-    elif (ratio > up or ratio < 1 / up) and p >= limits.alpha:
+    if (ratio > up or ratio < 1 / up) and p >= limits.alpha:
         note = f"beyond the threshold but not significant (p = {p:.2g})"
+    return {**out, "verdict": "same", "note": note}
+
+
+def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
+    """Ratio, interval, p-value and verdict at the round level; the sample level when a side has one round."""
+    b, h = round_samples(base), round_samples(head)
+    if len(b) < 2 or len(h) < 2:
+        figures = timing_verdict(base.samples_s, head.samples_s, limits)
+        note = "one round a side: the variance between processes is not tested (run with --rounds 2 or more)"
+        if len(b) >= 2 or len(h) >= 2:
+            note = "one side has a single round: judged on its samples, not on rounds"
+        figures["note"] = "; ".join(n for n in (figures.get("note", ""), note) if n)
+        return figures
+    ratio, lo, hi, p = two_level_ratio(b, h)
+    out: dict[str, Any] = {
+        "threshold": limits.threshold,
+        "alpha": limits.alpha,
+        "ratio": ratio,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p_value": p,
+    }
+    up = 1 + limits.threshold
+    if ratio > up and p < limits.alpha and lo > 1:
+        return {**out, "verdict": "slower"}
+    if ratio < 1 / up and p < limits.alpha and hi < 1:
+        return {**out, "verdict": "faster"}
+    note = f"rounds {len(b)} and {len(h)}"
+    if (ratio > up or ratio < 1 / up) and not p < limits.alpha:
+        note += f"; beyond the threshold but not significant between rounds (p = {p:.2g})"
     return {**out, "verdict": "same", "note": note}
 
 
@@ -164,8 +219,12 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
         reason = (head if side == "head" else base).reason
         return CaseComparison(key, "skipped", base, head, note=f"{side} skipped: {reason}")
     limits = config.for_case(head.backend, head.form)
-    figures = timing_verdict(base.samples_s, head.samples_s, limits)
+    figures = rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
+    if base.contended or head.contended:
+        sides = " and ".join(n for n, r in (("base", base), ("head", head)) if r.contended)
+        figures["verdict"] = "inconclusive"
+        notes.insert(0, f"measured under contention in the {sides}")
     if base.unstable or head.unstable:
         notes.append("unstable (IQR > 10% of median)")
     return CaseComparison(key, base=base, head=head, note="; ".join(n for n in notes if n), **figures)
@@ -184,16 +243,48 @@ class Comparison:
     #: that turned from linear to quadratic is news even where no size regressed).
     #: Informational: it does not change the exit status.
     scaling: list[str] = field(default_factory=list)
+    #: Whether cases ``ok`` in the base may be gone or skipped in the head without failing.
+    allow_missing: bool = False
 
     @property
     def regressed(self) -> bool:
         return any(c.verdict in REGRESSIONS for c in self.cases)
 
+    @property
+    def missing(self) -> list[CaseComparison]:
+        """Cases ``ok`` in the base that the head did not run: ``gone`` or ``skipped`` there."""
+        return [
+            c for c in self.cases if c.verdict in ("gone", "skipped") and c.base is not None and c.base.status == "ok"
+        ]
+
+    @property
+    def missing_fails(self) -> bool:
+        return bool(self.missing) and not self.allow_missing
+
     def counts(self) -> dict[str, int]:
         return {v: n for v in VERDICTS if (n := sum(c.verdict == v for c in self.cases))}
 
     def exit_code(self) -> int:
-        return 1 if self.regressed else 0
+        return 1 if self.regressed or self.missing_fails else 0
+
+
+def _has_rounds(rows: Sequence[Row]) -> bool | None:
+    """Whether timed rows carry round information (schema 3 runs do); None without timed rows."""
+    timed = [r for r in rows if r.status == "ok" and r.samples_s]
+    return None if not timed else any(r.rounds >= 1 for r in timed)
+
+
+def check_round_levels(base_rows: Sequence[Row], head_rows: Sequence[Row]) -> None:
+    """CompareError when one side has rounds and the other is an old file without round information."""
+    b, h = _has_rounds(base_rows), _has_rounds(head_rows)
+    multi = any(r.rounds >= 2 for r in (*base_rows, *head_rows))
+    if b is None or h is None or b == h or not multi:
+        return
+    old = "base" if not b else "head"
+    raise CompareError(
+        f"the {old} is an old results file without rounds (schema 2 or earlier) and the other side was measured "
+        f"in rounds: their variances are not comparable; re-measure the {old} with this causal-bench"
+    )
 
 
 def check_machines(base_meta: Mapping[str, Any], head_meta: Mapping[str, Any], allow_other: bool) -> list[str]:
@@ -225,14 +316,29 @@ def compare_rows(
     base_meta: Mapping[str, Any] | None = None,
     head_meta: Mapping[str, Any] | None = None,
     allow_other_machine: bool = False,
+    allow_missing: bool = False,
 ) -> Comparison:
     """Match rows by key and judge each case. Raises CompareError for other machines."""
     config = config or CompareConfig()
     bm, hm = dict(base_meta or {}), dict(head_meta or {})
     warnings = check_machines(bm, hm, allow_other_machine)
+    check_round_levels(base_rows, head_rows)
     base = {r.key: r for r in base_rows}
     head = {r.key: r for r in head_rows}
     keys = list(dict.fromkeys([*base, *head]))
     cases = [compare_case(k, base.get(k), head.get(k), config) for k in keys]
     scaling = [c.describe() for c in exponent_changes(base_rows, head_rows)]
-    return Comparison(cases, config, bm, hm, warnings, scaling)
+    cmp = Comparison(cases, config, bm, hm, warnings, scaling, allow_missing)
+    if n := sum(c.verdict == "inconclusive" for c in cases):
+        cmp.warnings.append(
+            f"{n} cases inconclusive: measured under contention (other processes competing for their cores); "
+            "not judged: re-run them on a quiet machine"
+        )
+    if missing := cmp.missing:
+        gone = sum(c.verdict == "gone" for c in missing)
+        what = (
+            f"{len(missing)} cases ok in the base did not run in the head ({gone} gone, {len(missing) - gone} skipped)"
+        )
+        how = "allowed (--allow-missing)" if allow_missing else "the gate fails; pass --allow-missing if that is meant"
+        cmp.warnings.append(f"{what}: {how}")
+    return cmp

@@ -73,7 +73,7 @@ def _run_line(label: str, meta: Mapping[str, Any]) -> str:
 def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str:
     """A summary for a pull-request comment or a CI step summary."""
     counts = cmp.counts()
-    status = "regression" if cmp.regressed else "no regression"
+    status = "regression" if cmp.regressed else "cases missing" if cmp.missing_fails else "no regression"
     lines = [f"## {title}: {status}", ""]
     lines.append(", ".join(f"{n} {v}" for v, n in counts.items()) or "no cases")
     lines += ["", _run_line("base", cmp.base_meta) + "  ", _run_line("head", cmp.head_meta) + "  "]

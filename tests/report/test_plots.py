@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -251,8 +252,13 @@ def test_run_writes_plots_beside_its_report(tmp_path):
     assert main([*argv, "--budget", "0.03", "--warmup", "0.01", "--quiet", "--no-isolate"]) == 0
     assert (out / "plots" / "time-vs-T-cumsum.png").stat().st_size > 0
     assert "](plots/time-vs-T-cumsum.png)" in (out / "report.md").read_text()
-    # One backend, one form: no speedup or forms figure.
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["time-vs-T-cumsum.png", "time-vs-T-cumsum.svg"]
+    # One backend, one form: no speedup or forms figure; its measured memory against T.
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "memory-vs-T-numpy.png",
+        "memory-vs-T-numpy.svg",
+        "time-vs-T-cumsum.png",
+        "time-vs-T-cumsum.svg",
+    ]
 
 
 def test_nothing_to_plot_is_said_so(tmp_path):
@@ -261,3 +267,117 @@ def test_nothing_to_plot_is_said_so(tmp_path):
     written = write_report(tmp_path, meta, one_size)
     assert written.plots == []
     assert "nothing to plot" in section(written.path.read_text(), "## Plots")
+
+
+# -- readability (issue 15): crossovers as markers listed apart, IQR bands, tick labels ---------
+
+
+def _figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Capture every figure ``write_plots`` saves, by file name."""
+    figures: dict[str, Any] = {}
+    save = plots_module._save
+
+    def keep(fig: Any, folder: Path, name: str, kind: str, title: str) -> Any:
+        figures[name] = fig
+        return save(fig, folder, name, kind, title)
+
+    monkeypatch.setattr(plots_module, "_save", keep)
+    return figures
+
+
+def _texts(fig: Any) -> list[Any]:
+    """The texts a reader sees: visible, not empty, and no tick label of a tick outside the view."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if not lo <= tick.get_loc() <= hi:
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
+
+
+def test_no_text_of_any_figure_overlaps_another(tmp_path, monkeypatch):
+    """The old crossover labels were vertical text stacked on each other; now no two labels touch."""
+    figures = _figures(monkeypatch)
+    _meta, rows = load_run(FIXTURE)
+    plots_module.write_plots(tmp_path, rows)
+    assert figures
+    for name, fig in figures.items():
+        renderer = fig.canvas.get_renderer()
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig)]
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1 :]:
+                assert not box_a.overlaps(box_b), f"{name}: {a!r} overlaps {b!r}"
+        assert not any(t.get_rotation() not in (0, 90) for t in _texts(fig)), name
+
+
+def test_crossovers_are_numbered_markers_listed_in_a_legend(tmp_path, monkeypatch):
+    from matplotlib.collections import PathCollection
+
+    figures = _figures(monkeypatch)
+    _meta, rows = load_run(FIXTURE)
+    plots_module.write_plots(tmp_path, rows)
+    marked = 0
+    for name, fig in figures.items():
+        texts = [t.get_text() for t in _texts(fig)]
+        listed = [t for t in texts if re.match(r"^(\w+ )?\d+: .+ overtakes .+ at T≈\d+$", t)]
+        markers = [c for ax in fig.axes for c in ax.collections if isinstance(c, PathCollection)]
+        # One X marker on the curves per listed crossing, each with its number beside it.
+        assert len(markers) == len(listed), name
+        for label in listed:
+            assert label.split(": ")[0].split()[-1] in texts, (name, label)
+        # Vertical text is gone: only the y labels are rotated.
+        assert {t.get_text() for t in _texts(fig) if t.get_rotation() == 90} <= {ax.get_ylabel() for ax in fig.axes}
+        marked += bool(listed)
+    assert marked  # the fixture has curves that cross
+
+
+def test_every_curve_carries_its_interquartile_band(tmp_path, monkeypatch):
+    from matplotlib.collections import PolyCollection
+
+    figures = _figures(monkeypatch)
+    _meta, rows = load_run(FIXTURE)
+    plots_module.write_plots(tmp_path, rows)
+    ax = figures["time-vs-T-cumsum"].axes[0]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    curves = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(bands) == len(curves) == 2
+    numpy_row = next(r for r in rows if r.backend == "numpy" and r.form == "cumsum" and r.T == 2048)
+    q1, q3 = np.percentile(numpy_row.samples_s, [25, 75])
+    assert plots_module.quartiles(numpy_row) == pytest.approx((q1, q3))
+    assert q1 <= numpy_row.median_s <= q3
+
+
+def test_log_axes_label_ticks_with_units(tmp_path, monkeypatch):
+    figures = _figures(monkeypatch)
+    _meta, rows = load_run(FIXTURE)
+    plots_module.write_plots(tmp_path, rows)
+    fig = figures["time-vs-T-cumsum"]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    x_labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    y_labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert {"32", "128", "512", "2048"} <= set(x_labels)
+    assert len(y_labels) >= 2 and all(re.fullmatch(r"[\d.]+ (ns|us|ms|s)", t) for t in y_labels), y_labels
+
+
+def test_memory_plot_shows_measured_peak_against_the_estimate(tmp_path, monkeypatch):
+    figures = _figures(monkeypatch)
+    _meta, rows = load_run(FIXTURE)
+    sized = []
+    for r in rows:
+        if r.backend == "numpy" and r.status == "ok":
+            r.peak_rss_bytes = 4.0 * r.T * r.T if r.form == "matrix" else 16.0 * r.T
+            r.est_mem_bytes = 2.0 * r.peak_rss_bytes
+            sized.append(r)
+    plots_module.write_plots(tmp_path, sized)
+    ax = figures["memory-vs-T-numpy"].axes[0]
+    matrix = next(line for line in ax.get_lines() if line.get_label() == "matrix measured")
+    ts, ys = matrix.get_data()
+    assert list(ys) == [4.0 * t * t for t in ts]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--" and len(line.get_xdata())]
+    assert any(list(line.get_ydata()) == [8.0 * t * t for t in ts] for line in dashed)

@@ -83,9 +83,13 @@ def test_ab_catches_a_slowdown_between_two_commits(
     argv += ["--backends", "numpy", "--forms", "cumsum", "--sizes", "1x8x2", "--rounds", "2"]
     argv += ["--budget", "0.05", "--min-samples", "5", "--warmup", "0.01", "--config", str(scratch_repo / "x.toml")]
     assert main(argv) == 2  # a named config that does not exist
-    assert main(argv[:-2]) == 1
+    code = main(argv[:-2])
     printed = capsys.readouterr().out
-    assert "### Regressions (1)" in printed and "numpy:cumsum:1x8x2" in printed
+    assert "numpy:cumsum:1x8x2" in printed
+    if "1 cases inconclusive" in printed:  # a busy machine: contended rounds are not judged, and said so
+        assert code == 0
+    else:
+        assert code == 1 and "### Regressions (1)" in printed
 
     commits = {"base": git(scratch_repo, "rev-parse", "HEAD~1"), "head": git(scratch_repo, "rev-parse", "HEAD")}
     medians = {}
@@ -99,7 +103,9 @@ def test_ab_catches_a_slowdown_between_two_commits(
         medians[side] = r.median_s
     assert medians["head"] - medians["base"] > 150e-6  # the 200 us spin, less noise
     (case,) = json.loads((out / "compare.json").read_text())["cases"]
-    assert case["verdict"] == "slower" and case["ci_low"] > 2
+    # On a busy machine the rounds are flagged contended and the gate refuses to judge.
+    assert case["verdict"] == "slower" or ("contention" in case["note"] and case["verdict"] == "inconclusive")
+    assert case["ci_low"] > 2
     # The worktrees are gone again.
     assert len(git(scratch_repo, "worktree", "list").splitlines()) == 1
 
@@ -113,16 +119,6 @@ def test_ab_bad_revision_is_a_usage_error(scratch_repo: Path, tmp_path: Path, ca
 
 def _row(samples: list[float], status: str = "ok") -> Row:
     return Case("numpy", "cumsum", 1, 8, 2, "float32", "ieee", "normal").row(status=status, samples_s=samples)
-
-
-def test_merge_rows_pools_samples_and_keeps_failures() -> None:
-    merged = ab.merge_rows([_row([1.0, 2.0, 3.0]), _row([4.0, 5.0])])
-    assert merged.samples_s == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert merged.median_s == 3.0 and merged.min_s == 1.0 and merged.n_samples == 5
-    assert merged.iqr_s == pytest.approx(2.0)
-    assert merged.unstable  # IQR 2 on a median of 3
-    failed = ab.merge_rows([_row([1.0]), _row([], status="skipped"), _row([], status="error")])
-    assert failed.status == "error"
 
 
 def test_interleave_alternates_abba(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,104 @@
+"""Rounds: one case measured in several processes, pooled into one row.
+
+Samples of one process share its luck (memory layout, thread placement, the
+neighbours of that minute), so the variance that matters for a comparison lives
+between processes as much as within one. ``suite run --rounds R`` measures each
+case in R fresh worker processes, interleaved across the sweep
+(``suite.session.run_cases``); ``suite ab`` pools its per-side runs the same way.
+:func:`merge_rows` makes the one row: samples pooled with the round of each
+(``samples_round``), statistics recomputed, and the spread between round medians
+(``round_spread``) stated. ``suite.track.compare`` tests at the round level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from suite.results import Row, measurement_fields
+from suite.timing import Measurement
+
+#: Statuses that win a merge, worst first: a case that failed once is reported failed.
+_WORST_FIRST = ("mismatch", "error", "timeout", "skipped")
+
+
+def sample_rounds(row: Row) -> list[int]:
+    """The round of each of the row's samples: ``samples_round``, or round 0 for rows that lack it."""
+    if len(row.samples_round) == len(row.samples_s):
+        return [int(r) for r in row.samples_round]
+    return [0] * len(row.samples_s)
+
+
+def round_samples(row: Row) -> list[np.ndarray]:
+    """The row's samples split by round, in round order (one array for a single-round row)."""
+    samples = np.asarray(row.samples_s, dtype=float)
+    rounds = np.asarray(sample_rounds(row), dtype=int)
+    return [samples[rounds == r] for r in sorted(set(rounds.tolist()))]
+
+
+def spread(medians: Sequence[float]) -> float:
+    """(max - min) / median of round medians; NaN with fewer than two rounds."""
+    m = [x for x in medians if math.isfinite(x)]
+    if len(m) < 2:
+        return math.nan
+    mid = float(np.median(m))
+    return (max(m) - min(m)) / mid if mid > 0 else math.nan
+
+
+def merge_rows(rows: Sequence[Row]) -> Row:
+    """One row from the rounds of one case: samples pooled with their rounds, statistics recomputed.
+
+    A round that did not produce a timing wins (a failure over a skip), so a case
+    that failed once is reported failed. Rows that are themselves pooled keep
+    their rounds apart (renumbered after the rounds before them). The merged row
+    is contended when any round was, its ``foreign_cpu`` the largest of the rounds'.
+    """
+    if not rows:
+        raise ValueError("no rounds to merge")
+    for status in _WORST_FIRST:
+        for r in rows:
+            if r.status == status:
+                return r
+    samples: list[float] = []
+    labels: list[int] = []
+    medians: list[float] = []
+    offset = 0
+    for r in rows:
+        per = sample_rounds(r)
+        samples += [float(s) for s in r.samples_s]
+        labels += [offset + k for k in per]
+        medians += [float(np.median(part)) for part in round_samples(r) if len(part)]
+        offset += (max(per) + 1) if per else 1
+    first = rows[0]
+    if not samples:
+        return first
+    m = Measurement(tuple(samples), first.calls_per_sample)
+    median = m.median
+    foreign = [r.foreign_cpu for r in rows if math.isfinite(r.foreign_cpu)]
+    # The pooled samples judge stability afresh; other notes (contention, the adapter's) are kept.
+    notes = [part for r in rows for part in r.reason.split("; ") if part and not part.startswith("unstable:")]
+    reasons = list(dict.fromkeys(["unstable: IQR/median above 10%" if m.unstable else "", *notes]))
+    return dataclasses.replace(
+        first,
+        **measurement_fields(m),
+        reason="; ".join(filter(None, reasons)),
+        stop_reason=f"pooled from {offset} rounds" if offset > 1 else first.stop_reason,
+        gflops=first.flops / median / 1e9 if median > 0 else math.nan,
+        gbs=first.bytes / median / 1e9 if median > 0 else math.nan,
+        elapsed_s=sum(r.elapsed_s for r in rows if math.isfinite(r.elapsed_s)),
+        rounds=offset,
+        samples_round=labels,
+        round_spread=spread(medians),
+        foreign_cpu=max(foreign) if foreign else math.nan,
+        contended=any(r.contended for r in rows),
+    )
+
+
+def as_round(row: Row) -> Row:
+    """A row of one process labelled as one round (``merge_rows`` numbers the rounds it pools)."""
+    return dataclasses.replace(
+        row, rounds=1 if row.status == "ok" else row.rounds, samples_round=[0] * len(row.samples_s)
+    )

@@ -1,0 +1,194 @@
+"""Fleet runs on a real Ray cluster of two nodes on localhost, inside a sealed network namespace.
+
+These tests start Ray, and Ray must only ever talk on 127.0.0.1: they run only
+inside a private network namespace whose one interface is loopback, where
+``tests/test_fleet.py`` re-runs this module (``unshare -n``, then ``ip link set lo
+up``). Collected anywhere else they skip; they never fall back to the open network.
+One cluster serves the module (Ray takes seconds to start); its teardown stops
+every Ray process it started, pass or fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from suite.cli import main
+from suite.results import load_run
+from tests.fleet_backends import PLUGIN
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Set by tests/test_fleet.py inside the namespace it made.
+SEALED_ENV = "CAUSAL_BENCH_SEALED_NET"
+RAY_DAEMONS = ("raylet", "gcs_server")
+QUICK = ["--forms", "cumsum", "--budget", "0.01", "--warmup", "0.002", "--min-samples", "3", "--quiet"]
+QUICK += ["--on-contention", "flag"]
+
+
+def sealed() -> bool:
+    """Inside the namespace tests/test_fleet.py made: flagged, and loopback the only interface."""
+    return os.environ.get(SEALED_ENV) == "1" and [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sealed(), reason="starts Ray: runs only in the sealed network tests/test_fleet.py makes"),
+]
+
+
+def daemons() -> set[int]:
+    """Process ids of the Ray daemons on this machine (``pgrep``)."""
+    found = (subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout for name in RAY_DAEMONS)
+    return {int(pid) for out in found for pid in out.split()}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A head and one more node, each with one bench_slot; every Ray process stopped afterwards."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    spans = tmp_path_factory.mktemp("spans") / "spans.log"
+    # Workers inherit the environment of the raylet that starts them: set it first.
+    os.environ.update(
+        {
+            "CAUSAL_BENCH_BACKENDS": PLUGIN,
+            "FLEET_SPANS": str(spans),
+            "FLEET_DELAY_S": "0.4",
+            "PYTHONPATH": str(ROOT),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+    )
+    import backends
+
+    backends._load_plugins()  # this process (the driver) knows the backend too
+    before = daemons()
+    node_args: dict[str, Any] = {"num_cpus": 1, "resources": {"bench_slot": 1}, "object_store_memory": 80 << 20}
+    c = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
+    try:
+        c.node_args = node_args
+        c.spans = spans
+        c.add_node(**node_args)
+        c.wait_for_nodes()
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+        deadline = time.monotonic() + 20
+        while (left := daemons() - before) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, f"Ray processes left running: {left}"
+
+
+def run(cluster: Any, out: Path, sizes: str, *extra: str) -> int:
+    cluster.spans.write_text("")
+    argv = ["run", "--backends", "spans", "--sizes", sizes, "--cluster", cluster.address, "--out", str(out)]
+    return main([*argv, *QUICK, *extra])
+
+
+def spans(cluster: Any) -> dict[tuple[str, int], tuple[float, float]]:
+    """(case, pid) -> (start, end) from the backend's own log."""
+    out: dict[tuple[str, int], list[float]] = {}
+    for line in cluster.spans.read_text().splitlines():
+        _, key, t, pid = line.split()
+        out.setdefault((key, int(pid)), []).append(float(t))
+    return {k: (v[0], v[1]) for k, v in out.items() if len(v) == 2}
+
+
+def span_key(row: Any) -> str:
+    return f"{row.form}:{row.B}x{row.T}x{row.C}"
+
+
+SIZES = "1x8x2,1x16x2,1x24x2,1x32x2,1x40x2,1x48x2"
+
+
+def test_the_sweep_is_split_across_nodes_and_never_overlaps_on_one(cluster: Any, tmp_path: Path) -> None:
+    assert run(cluster, tmp_path, SIZES, "--rounds", "2") == 0  # ceilings measured, once per machine
+    meta, rows = load_run(tmp_path)
+    assert len(rows) == 6 and {r.status for r in rows} == {"ok"}
+    assert all(r.rounds == 2 for r in rows)  # each case's two tasks pooled into one row
+    ran = spans(cluster)
+    assert len(ran) == 12  # 6 cases x 2 rounds, each in a fresh process (its own pid)
+    assert len({pid for _, pid in ran}) == 12
+    # Two nodes, one slot each: never more than two cases at once.
+    events = sorted([(s, 1) for s, _ in ran.values()] + [(e, -1) for _, e in ran.values()])
+    live = peak = 0
+    for _, d in events:
+        live += d
+        peak = max(peak, live)
+    assert peak <= 2
+    fp = rows[0].machine
+    assert fp and all(r.machine == fp for r in rows)
+    entry = meta["machines"][fp]
+    assert len(entry["nodes"]) == 2  # both nodes ran cases
+    assert meta["machine"]["fingerprint"] == fp
+    assert entry["ceilings"]["cpu"]["copy_gbs"] > 0  # the node's own ceilings, under its fingerprint
+    assert all(r.bound in ("memory", "compute") and r.ceiling_frac > 0 for r in rows)
+
+
+def test_cases_on_one_node_never_overlap(cluster: Any, tmp_path: Path) -> None:
+    assert run(cluster, tmp_path, SIZES, "--rounds", "1", "--no-ceilings") == 0
+    _, rows = load_run(tmp_path)
+    node_of = {span_key(r): r.node for r in rows}
+    assert len(set(node_of.values())) == 2, "the sweep was not split across the two nodes"
+    by_node: dict[str, list[tuple[float, float]]] = {}
+    for (key, _), span in spans(cluster).items():
+        by_node.setdefault(node_of[key], []).append(span)
+    for node, times in by_node.items():
+        times.sort()
+        for (_, end), (start, _) in itertools.pairwise(times):
+            assert start >= end, f"two cases overlapped on node {node}"
+
+
+def test_a_case_past_the_timeout_is_stopped_and_its_node_named(cluster: Any, tmp_path: Path) -> None:
+    assert (
+        run(cluster, tmp_path, "1x8x2", "--rounds", "1", "--no-ceilings", "--timeout", "0.2") == 1
+    )  # the build sleeps 0.4 s
+    _, rows = load_run(tmp_path)
+    assert [r.status for r in rows] == ["timeout"]
+    assert rows[0].node and f"per-case timeout of 0.2 s on node {rows[0].node}" in rows[0].reason
+
+
+def test_a_node_killed_mid_run_gives_lost_rows_and_resume_completes_them(cluster: Any, tmp_path: Path) -> None:
+    worker = cluster.list_all_nodes()[-1]
+    assert worker is not cluster.head_node
+
+    def kill_when_both_busy() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            started = cluster.spans.read_text().count("start ")
+            if started >= 2:
+                cluster.remove_node(worker, allow_graceful=False)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_both_busy)
+    killer.start()
+    try:
+        code = run(cluster, tmp_path, SIZES, "--rounds", "1", "--no-ceilings")
+    finally:
+        killer.join()
+    _, rows = load_run(tmp_path)
+    lost = [r for r in rows if r.status == "error"]
+    assert code == 1 and lost, [(r.status, r.reason) for r in rows]
+    assert len(rows) == 6  # nothing went missing: the lost case is a row
+    for r in lost:
+        assert r.reason.startswith("lost: node ") and "died" in r.reason
+        assert r.node and r.node in r.reason
+    cluster.add_node(**cluster.node_args)
+    cluster.wait_for_nodes()
+    assert run(cluster, tmp_path, SIZES, "--rounds", "1", "--no-ceilings", "--resume") == 0
+    _, resumed = load_run(tmp_path)
+    assert sorted(r.key for r in resumed) == sorted(r.key for r in rows)
+    assert {r.status for r in resumed} == {"ok"}
+    # Only the lost cases ran again.
+    assert {key for key, _ in spans(cluster)} == {span_key(r) for r in lost}

@@ -1,0 +1,94 @@
+"""Compare at the round level: seeded synthetic rounds with a shift between rounds; contention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from suite.cases import Case
+from suite.cli import main
+from suite.results import Row, write_json
+from suite.rounds import merge_rows
+from suite.track.compare import CompareError, compare_rows, timing_verdict
+from suite.track.config import Thresholds
+
+CASE = Case("numpy", "cumsum", 8, 256, 64)
+
+
+def rounds_row(scale: float, seed: int, n_rounds: int = 5, per_round: int = 30, width: float = 0.03, **fields) -> Row:
+    """A pooled row whose rounds each wander by a seeded +-``width`` and whose samples carry 1% noise."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(n_rounds):
+        shift = 1 + rng.uniform(-width, width)
+        samples = 1e-4 * scale * shift * (1 + 0.01 * rng.standard_normal(per_round))
+        parts.append(CASE.row(status="ok", samples_s=[float(s) for s in samples], calls_per_sample=10, **fields))
+    return merge_rows(parts)
+
+
+# Seeds whose A/A rounds wander +-10% so that the pooled samples differ significantly
+# beyond the 5% threshold: the sample-level test calls them slower or faster.
+AA_SEEDS = (2, 6, 10, 14, 18)
+
+
+@pytest.mark.parametrize("seed", AA_SEEDS)
+def test_a_a_with_a_shift_between_rounds_is_same(seed: int) -> None:
+    base, head = rounds_row(1.0, seed, width=0.1), rounds_row(1.0, 100 + seed, width=0.1)
+    pooled = timing_verdict(base.samples_s, head.samples_s, Thresholds(0.05, 0.01))
+    assert pooled["verdict"] in ("slower", "faster")  # what a test on pooled samples says
+    (case,) = compare_rows([base], [head]).cases
+    assert case.verdict == "same", case
+    assert "rounds 5 and 5" in case.note
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_true_ten_percent_slowdown_is_slower(seed: int) -> None:
+    base, head = rounds_row(1.0, seed), rounds_row(1.10, 100 + seed)
+    cmp = compare_rows([base], [head])
+    (case,) = cmp.cases
+    assert case.verdict == "slower", case
+    assert case.ci_low > 1 and 1.03 < case.ratio < 1.17
+    assert cmp.exit_code() == 1
+
+
+def test_contended_rows_are_inconclusive_and_the_gate_counts_them() -> None:
+    base = rounds_row(1.0, 1)
+    head = rounds_row(1.5, 2, contended=True, foreign_cpu=1.2)
+    cmp = compare_rows([base], [head])
+    (case,) = cmp.cases
+    assert case.verdict == "inconclusive" and "contention in the head" in case.note
+    assert cmp.exit_code() == 0
+    assert any(w.startswith("1 cases inconclusive") for w in cmp.warnings)
+
+
+def test_single_rounds_fall_back_to_samples_with_a_note() -> None:
+    base = CASE.row(status="ok", samples_s=[1.0] * 5 + [1.01] * 5, rounds=1, samples_round=[0] * 10)
+    head = CASE.row(status="ok", samples_s=[1.0] * 5 + [1.01] * 5, rounds=1, samples_round=[0] * 10)
+    (case,) = compare_rows([base], [head]).cases
+    assert case.verdict == "same" and "variance between processes is not tested" in case.note
+
+
+def test_an_old_file_against_rounds_is_refused() -> None:
+    old = CASE.row(status="ok", samples_s=[1.0, 1.1, 1.2])  # schema 2: no round information
+    with pytest.raises(CompareError, match="the base is an old results file without rounds"):
+        compare_rows([old], [rounds_row(1.0, 3)])
+
+
+def test_cli_old_against_new_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    write_json(tmp_path / "old.json", {}, [CASE.row(status="ok", samples_s=[1.0, 1.1, 1.2])])
+    write_json(tmp_path / "new.json", {}, [rounds_row(1.0, 4)])
+    assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: the base is an old results file")
+
+
+def test_the_round_level_figures_reach_the_json(tmp_path: Path, capsys) -> None:
+    write_json(tmp_path / "base.json", {}, [rounds_row(1.0, 5)])
+    write_json(tmp_path / "head.json", {}, [rounds_row(1.1, 6)])
+    code = main(["compare", str(tmp_path / "base.json"), str(tmp_path / "head.json"), "--out", str(tmp_path / "c")])
+    assert code == 1
+    (case,) = json.loads((tmp_path / "c" / "compare.json").read_text())["cases"]
+    assert case["verdict"] == "slower" and case["p_value"] < 0.01
