@@ -19,13 +19,7 @@ from suite.forms import FORM_NAMES
 from tests.bench.prepared import PreparedCase, bench_sizes
 
 # Forms a backend does not implement are left out here, not collected and skipped.
-CASES = [
-    (b, f, s)
-    for b, cls in REGISTRY.items()
-    for s in bench_sizes()
-    for f in FORM_NAMES
-    if f in cls.forms
-]
+CASES = [(b, f, s) for b, cls in REGISTRY.items() for s in bench_sizes() for f in FORM_NAMES if f in cls.forms]
 
 
 @pytest.mark.parametrize(
