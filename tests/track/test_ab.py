@@ -13,6 +13,7 @@ from suite.cases import Case
 from suite.cli import main
 from suite.results import Row, load_run
 from suite.track import ab
+from tests.track.scratch_git import git
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,17 +44,6 @@ class Plug(NumpyBackend):
 
         return Built(fn, built.compile_s)
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
 
 
 @pytest.fixture

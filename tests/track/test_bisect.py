@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from suite.cli import main
 from suite.track.bisect import Commit, Probe, search
+from tests.track.scratch_git import git
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,17 +23,6 @@ from tests.fake_backends import SlowedNumpy as Plug
 """
 SLOW = 'os.environ["CAUSAL_BENCH_SLOWDOWN"] = "2.0"'
 CASE = "numpy:cumsum:4x1024x256"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
 
 
 def commit(repo: Path, message: str, plugin: str | None = None, note: str | None = None) -> str:
