@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -304,11 +304,20 @@ def _form_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
             _legend(fig, _curves(ax) + _mark(ax, mine))
             title = f"{backend} ({device}): the forms against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
-            name = f"forms-{backend}" + (f"-{device}" if backend in several_devices else "")
-            if len(by_backend[(backend, device)]) > 1:
-                name += f"-{_family_slug(family)}"
-            plots.append(_save(fig, folder, slug(name), "forms", title))
+            name = _backend_plot_name("forms", backend, device, several_devices, by_backend[(backend, device)], family)
+            plots.append(_save(fig, folder, name, "forms", title))
     return plots
+
+
+def _backend_plot_name(
+    prefix: str, backend: str, device: str, several_devices: Container[str], families: Sized, family: Family
+) -> str:
+    """A per-backend figure's file stem: the device only where a backend ran on several, the
+    family only where the backend has several."""
+    name = f"{prefix}-{backend}" + (f"-{device}" if backend in several_devices else "")
+    if len(families) > 1:
+        name += f"-{_family_slug(family)}"
+    return slug(name)
 
 
 def _count(items: Any) -> dict[str, int]:
@@ -412,10 +421,10 @@ def _memory_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
             _legend(fig, _curves(ax))
             title = f"{backend} ({device}): peak memory against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
-            name = f"memory-vs-T-{backend}" + (f"-{device}" if backend in several_devices else "")
-            if len(measured[(backend, device)]) > 1:
-                name += f"-{_family_slug(family)}"
-            plots.append(_save(fig, folder, slug(name), "memory", title))
+            name = _backend_plot_name(
+                "memory-vs-T", backend, device, several_devices, measured[(backend, device)], family
+            )
+            plots.append(_save(fig, folder, name, "memory", title))
     return plots
 
 
