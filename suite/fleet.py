@@ -336,19 +336,25 @@ def _collect(
         except ray.exceptions.RayError:
             started = None
         if ref in cancelled:
-            node = started[0] if started else "?"
-            return case.row(
-                status="timeout",
-                node=node,
-                reason=f"ran past the per-case timeout of {options.case_timeout_s:g} s on node {node}; "
-                "its worker was stopped",
-            )
+            return _timeout_row(case, started[0] if started else "?", options, "its worker was stopped")
         if isinstance(e, FleetError):
             return case.row(status="error", reason=str(e), node=started[0] if started else "")
         return _lost_row(case, e, started, ray)
     known.add(result)
     infos.setdefault(result.info.name, result.info)
+    if result.row.elapsed_s > options.case_timeout_s:
+        # Past the timeout but home before the next look at the ledger: a timeout all the
+        # same, as the local runner would have stopped it, whatever the poll's phase.
+        return _timeout_row(case, result.node, options, "it finished before it could be stopped")
     return result.row
+
+
+def _timeout_row(case: Case, node: str, options: RunOptions, what: str) -> Row:
+    return case.row(
+        status="timeout",
+        node=node,
+        reason=f"ran past the per-case timeout of {options.case_timeout_s:g} s on node {node}; {what}",
+    )
 
 
 def _watch(ray: Any, refs: dict[Any, _Task], ledger: Any, options: RunOptions, cancelled: set[Any]) -> bool:
