@@ -44,29 +44,69 @@ def softmax(x: np.ndarray) -> np.ndarray:
 #: the row scan then costs more in Python than the strided accumulate saves.
 ROW_SCAN_MIN_COLUMNS = 256
 
+#: Bytes of x the row scan stages at a time (R positions of T, R = this / (B * C * itemsize)):
+#: twice this CPU's L2 cache, within its L3. Chosen by measurement: results/tuning/numpy-row-scan.md.
+STAGE_BYTES = 2 * 2**20
 
-def cumsum(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Running sums walked as rows: for each t, ``acc += x[:, t]; out[:, t] = acc / (t+1)``.
+
+def aligned_like(shape: tuple[int, ...], like: np.ndarray) -> np.ndarray:
+    """An empty array of ``shape`` and ``like``'s dtype at ``like``'s offset within a 64-byte line.
+
+    NumPy aligns its buffers to 16 bytes only. A copy between two arrays whose
+    offsets differ by 16 bytes modulo 32 splits every other vector load or store;
+    the row scan's staged copies then cost half as much again (36 against 21 ms at
+    8x4096x1024, results/tuning/numpy-row-scan.md).
+    """
+    itemsize = like.dtype.itemsize
+    n = int(np.prod(shape))
+    buf = np.empty(n + 64 // itemsize, dtype=like.dtype)
+    shift = (like.ctypes.data - buf.ctypes.data) % 64 // itemsize
+    return buf[shift : shift + n].reshape(shape)
+
+
+def cumsum(x: np.ndarray, out: np.ndarray | None = None, stage_bytes: int = STAGE_BYTES) -> np.ndarray:
+    """Running sums walked as rows of T, staged R rows at a time through a cache-sized scratch.
 
     ``np.cumsum(x, axis=1)`` runs its inner loop down T with a stride of C elements:
     every element touches a new cache line, 2-3% of copy bandwidth at 8x4096x1024
-    (the cProfile trace is one C call; README, "Why is it slow"). Walking t in the
-    outer (Python) loop with a (B, C) row per step reads x and writes out once, in
-    memory order, and fuses the division: the same float32 additions in the same
-    order as ``np.cumsum``. ``out`` is reused when given (the adapter keeps one).
+    (the cProfile trace is one C call; README, "Why is it slow"). Here t walks in
+    Python and every ufunc call handles a whole row of (B, C) elements, in three
+    steps per block of R positions:
+
+    1. copy ``x[:, t0:t0+R]`` into a (R, B, C) scratch: long contiguous reads from
+       memory, and each position's row becomes one contiguous vector;
+    2. ``row[i] += row[i-1]`` for i in the block (the first row adds the previous
+       block's last sum), on those contiguous rows in cache: one cheap ufunc call each;
+    3. multiply the block by 1/(t+1) and copy it out, one call each.
+
+    Step 2 on rows taken straight from x (``x[:, t]``: B rows of C, spaced T*C apart)
+    cost twice as much, as the unstaged row scan did: each call walks B short strided
+    segments. The additions are ``np.cumsum``'s, in the same order; only the division
+    became a multiply by 1/(t+1). ``out`` is reused when given (the adapter keeps one).
     """
     B, T, C = x.shape
-    out = np.empty_like(x) if out is None else out
+    out = aligned_like(x.shape, x) if out is None else out
+    inv = (1.0 / np.arange(1, T + 1, dtype=np.float64)).astype(x.dtype).reshape(T, 1, 1)
     if B * C < ROW_SCAN_MIN_COLUMNS:
         np.cumsum(x, axis=1, out=out)
-        out /= np.arange(1, T + 1, dtype=x.dtype).reshape(1, T, 1)
+        out *= inv.reshape(1, T, 1)
         return out
-    acc = np.zeros((B, C), dtype=x.dtype)
-    inv = 1.0 / np.arange(1, T + 1, dtype=np.float64)
-    add, multiply = np.add, np.multiply
-    for xt, ot, it in zip(np.moveaxis(x, 1, 0), np.moveaxis(out, 1, 0), inv.astype(x.dtype), strict=True):
-        add(acc, xt, out=acc)
-        multiply(acc, it, out=ot)
+    R = max(1, min(T, stage_bytes // (B * C * x.itemsize)))
+    scratch = aligned_like((R, B, C), x)
+    rows = list(scratch)
+    carry = np.zeros((B, C), dtype=x.dtype)
+    add, multiply, copyto = np.add, np.multiply, np.copyto
+    for t0 in range(0, T, R):
+        n = min(R, T - t0)
+        block = scratch[:n]
+        staged = block.transpose(1, 0, 2)  # (B, n, C): the layout of x and out
+        copyto(staged, x[:, t0 : t0 + n])
+        add(carry, rows[0], out=rows[0])
+        for i in range(1, n):
+            add(rows[i - 1], rows[i], out=rows[i])
+        copyto(carry, rows[n - 1])
+        multiply(block, inv[t0 : t0 + n], out=block)
+        copyto(out[:, t0 : t0 + n], staged)
     return out
 
 
@@ -121,7 +161,7 @@ class NumpyBackend(HostBackend):
         if form == "cumsum":
             # One output buffer for every call, as torch's caching allocator gives: a fresh
             # 128 MiB array costs its page faults on every call (+10 ms at 8x4096x1024).
-            impl = partial(impl, out=np.empty_like(x))
+            impl = partial(impl, out=aligned_like(x.shape, x))
         return Built(lambda: impl(x))
 
     def set_threads(self, n: int | None) -> int | None:

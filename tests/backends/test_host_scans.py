@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backends import get_backend
-from backends.numpy_backend import ROW_SCAN_MIN_COLUMNS, cumsum
+from backends.numpy_backend import ROW_SCAN_MIN_COLUMNS, aligned_like, cumsum
 
 
 @pytest.mark.parametrize("shape", [(4, 300, 80), (1, 7, ROW_SCAN_MIN_COLUMNS), (2, 50, 3)])
@@ -18,6 +18,34 @@ def test_numpy_cumsum_rows_match_np_cumsum(shape: tuple[int, int, int], dtype: s
     assert got.dtype == x.dtype and got.shape == x.shape
     # The same additions in the same order; only the division became a multiply by 1/(t+1).
     np.testing.assert_allclose(got, expected, rtol=4 * float(np.finfo(dtype).eps), atol=0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "stage_rows"),
+    [
+        ((3, 50, 100), 7),  # seven blocks of 7 and a ragged last block of 1
+        ((2, 33, 128), 1),  # a stage smaller than one row still moves a row at a time
+        ((2, 40, 128), 40),  # one block holds all of T
+        ((2, 40, 128), 1000),  # a stage larger than x
+    ],
+)
+def test_staged_row_scan_carries_sums_across_blocks(shape: tuple[int, int, int], stage_rows: int) -> None:
+    B, T, C = shape
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    expected = np.cumsum(x, axis=1) / np.arange(1, T + 1, dtype=np.float32).reshape(1, -1, 1)
+    out = np.full_like(x, np.nan)  # every element must be written
+    got = cumsum(x, out=out, stage_bytes=stage_rows * B * C * x.itemsize)
+    assert got is out
+    np.testing.assert_allclose(got, expected, rtol=4 * float(np.finfo(np.float32).eps), atol=0)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 5])
+def test_aligned_like_matches_the_offset_within_a_cache_line(offset: int) -> None:
+    base = np.zeros(1000, dtype=np.float32)
+    like = base[offset : offset + 600].reshape(2, 3, 100)
+    got = aligned_like((4, 2, 100), like)
+    assert got.shape == (4, 2, 100) and got.dtype == like.dtype and got.flags.c_contiguous
+    assert got.ctypes.data % 64 == like.ctypes.data % 64
 
 
 @pytest.mark.parametrize("name", ["numpy", "numba"])
