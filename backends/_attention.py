@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from typing import Any
 
+from backends._common import kineto_quiet
 from backends.base import CaseUnsupported
 
 #: torch's kernels: ``auto`` lets the dispatcher pick, the others pin one SDPA backend.
@@ -130,7 +131,7 @@ def torch_ran(call: Callable[[], Any]) -> str:
     """
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with kineto_quiet(), profile(activities=[ProfilerActivity.CPU]) as prof:
         call()
     ran = {TORCH_KERNEL_OPS[e.name] for e in prof.events() if e.name in TORCH_KERNEL_OPS}
     return ",".join(sorted(ran))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +27,8 @@ class CompileModel:
     """
 
     points: list[tuple[int, float]] = field(default_factory=list)
+    #: How many of ``points`` were measured by an earlier process and kept (``backends._probes``).
+    kept: int = 0
 
     def add(self, steps: int, seconds: float) -> None:
         self.points.append((steps, seconds))
@@ -49,12 +56,42 @@ class CompileModel:
     def describe(self) -> str:
         a, k = self.fit()
         n = len(self.points)
-        return f"fit {a:.3g} s * steps^{k:.2f} from {n} measured compiles"
+        kept = f", {self.kept} kept from an earlier process" if self.kept else ""
+        return f"fit {a:.3g} s * steps^{k:.2f} from {n} measured compiles{kept}"
 
 
 def forms_table(*functions: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
     """A ``Backend.forms`` table of functions named after the forms they compute."""
     return {fn.__name__: fn for fn in functions}
+
+
+#: What libkineto (torch's profiler) prints on the C stderr each time a profiler starts
+#: and stops, whatever ``KINETO_LOG_LEVEL`` says: ``USDT:... SyncActivityProfilerHandler.cpp:52] profiler_start``.
+KINETO_LINE = re.compile(r"^(USDT|STAGE):\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \S+\.cpp:\d+\] ")
+
+
+@contextmanager
+def kineto_quiet() -> Iterator[None]:
+    """Run the block with libkineto's start and stop lines dropped from stderr; every other line passes.
+
+    A sweep profiles torch.compile's attention calls to learn which kernel ran, and
+    each profile printed two such lines into ``nox -s bench``'s output.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not KINETO_LINE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def timed_first_call(fn: Callable[[], Any], sync: Callable[[Any], None]) -> tuple[Any, float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 from typing import Any, ClassVar
 
+from backends import _probes
 from backends._attention import torch_ran
 from backends._common import CompileModel, timed_first_call
 from backends.base import Availability, Built, CaseUnsupported
@@ -23,7 +24,8 @@ from backends.torch_eager import TorchEagerBackend
 #: Step counts compiled to seed the loop's compile-time model when this process
 #: has not yet measured two sizes, after one unrecorded warm-up compile (the first
 #: compile of a process pays one-off costs that would hide the growth). Why these
-#: two: results/tuning/compile_probe.md.
+#: two: results/tuning/compile_probe.md. Their times are kept for the next process
+#: on this machine and torch version (``backends._probes``).
 PROBE_STEPS: tuple[int, ...] = (8, 32)
 
 
@@ -93,7 +95,8 @@ class TorchCompileBackend(TorchEagerBackend):
 
         Only the unrolled loop has a compile time that depends on the shape enough
         to matter. When fewer than two sizes have been compiled in this process,
-        the loop is compiled at ``PROBE_STEPS`` first (B=1, C=1) to fit the model.
+        the loop's probe seeds the model: compiles at ``PROBE_STEPS`` (B=1, C=1)
+        kept by an earlier process on this machine, else measured now and kept.
         """
         if form != "loop":
             return None
@@ -106,6 +109,19 @@ class TorchCompileBackend(TorchEagerBackend):
         return model.predict(steps), model.describe()
 
     def _probe_loop(self, dtype: str) -> None:
+        """Seed the loop's model with cold compiles: kept ones for this machine and torch, else measured now."""
+        model = self._loop_model()
+        key = f"torch-compile loop {dtype} | torch {self.torch.__version__} | {self.device()} | {_probes.host_id()}"
+        kept = _probes.load(key)
+        if len({s for s, _ in kept}) >= 2:
+            model.points.extend(kept)
+            model.kept += len(kept)
+            return
+        before = len(model.points)
+        self._measure_probes(dtype)
+        _probes.save(key, model.points[before:])
+
+    def _measure_probes(self, dtype: str) -> None:
         import numpy as np
 
         torch = self.torch

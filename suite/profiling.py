@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends._common import kineto_quiet
+
 #: The folder, inside a results folder, that holds the traces.
 PROFILES_DIR = "profiles"
 #: Profiled calls: at least this many, and more up to ``PROFILE_MIN_S`` of calls.
@@ -211,7 +213,7 @@ def _torch_trace(fn: Callable[[], Any], sync: Callable[[Any], None], calls: int,
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities, record_shapes=True) as prof:
+    with kineto_quiet(), profile(activities=activities, record_shapes=True) as prof:
         _calls(fn, sync, calls)
     prof.export_chrome_trace(str(path))
     return path.name

@@ -9,15 +9,19 @@ passing quietly.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
-from backends import REGISTRY, Backend, get_backend
+from backends import REGISTRY, Backend, _probes, get_backend
 
 REQUIRED = {b for b in os.environ.get("CAUSAL_BENCH_REQUIRE_BACKENDS", "").split(",") if b}
 # Timed cases in tests flag contention rather than wait for a quiet machine (workers
 # and subprocesses inherit it); tests/test_contention.py sets its policies explicitly.
 os.environ.setdefault("CAUSAL_BENCH_ON_CONTENTION", "flag")
+# Compile probes kept between processes (backends._probes) go to a folder of this
+# session's own, so that no test reads what a user's runs measured.
+os.environ.setdefault(_probes.CACHE_ENV, tempfile.mkdtemp(prefix="causal-bench-cache-"))
 _ADAPTERS: dict[str, Backend] = {}
 
 

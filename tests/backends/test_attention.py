@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from backends import Backend, CaseUnsupported
+from backends._attention import torch_ran
+from backends._common import KINETO_LINE
 from suite.cases import Case, RunOptions
 from suite.forms import get_form
 from suite.guards import memory_guard
@@ -198,3 +200,29 @@ def test_cost_model_counts_the_causal_half_of_qk_and_pv() -> None:
     assert form.flops(B, T, C, 4) == pytest.approx(B * visible * (4 * C + 4))
     assert form.min_bytes(B, T, C, 4) == 4 * B * T * C * 4  # q, k, v read, out written
     assert form.uses_matmul
+
+
+def test_the_profiler_probe_prints_nothing_but_what_else_is_written(capfd: pytest.CaptureFixture[str]) -> None:
+    """libkineto's start/stop lines are dropped from stderr; any other line written meanwhile passes."""
+    adapter_or_skip("torch")
+    import sys
+
+    import torch
+
+    def call() -> None:
+        torch.ones(4).sum()
+        sys.stderr.write("a line of the caller's own\n")
+
+    assert torch_ran(call) == ""
+    err = capfd.readouterr().err
+    assert "profiler_start" not in err and "USDT:" not in err
+    assert "a line of the caller's own" in err
+
+
+def test_kineto_lines_are_recognised() -> None:
+    assert KINETO_LINE.match(
+        "USDT:2026-11-27 08:56:04 25493:25493 SyncActivityProfilerHandler.cpp:52] profiler_start\n"
+    )
+    assert KINETO_LINE.match("STAGE:2026-11-27 08:58:28 26031:26031 SyncActivityProfilerHandler.cpp:51] Completed\n")
+    assert not KINETO_LINE.match("USDT: a user's line\n")
+    assert not KINETO_LINE.match("RuntimeError: something else\n")
