@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -59,10 +59,18 @@ def case_input(case: Case, options: RunOptions) -> np.ndarray:
     return x_host.astype(numpy_input_dtype(case.dtype))
 
 
-def build_and_check(
-    case: Case, adapter: Backend, x_host: np.ndarray, tol: float
-) -> tuple[Built, np.ndarray, Agreement]:
-    """Put ``x_host`` on the device, build the form, run it once: (built, reference, agreement).
+class Checked(NamedTuple):
+    """A built case after its check call."""
+
+    built: Built
+    ref: np.ndarray
+    agreement: Agreement
+    #: Seconds of the check call (result and wait): the timer counts them as warm-up.
+    check_s: float
+
+
+def build_and_check(case: Case, adapter: Backend, x_host: np.ndarray, tol: float) -> Checked:
+    """Put ``x_host`` on the device, build the form, run it once: (built, reference, agreement, seconds).
 
     The reference is computed from the input as the backend holds it, so input
     rounding is never counted as the backend's error. The peak-memory window
@@ -75,9 +83,11 @@ def build_and_check(
         built = adapter.build_kernel(case.form, x, case.precision, case.kernel)
     else:
         built = adapter.build(case.form, x, case.precision)
+    t0 = time.perf_counter()
     result = built.fn()
     adapter.sync(result)
-    return built, ref, compare(adapter.to_numpy(result), ref, tol)
+    check_s = time.perf_counter() - t0
+    return Checked(built, ref, compare(adapter.to_numpy(result), ref, tol), check_s)
 
 
 def run_case(
@@ -121,7 +131,7 @@ def run_case(
 
         memory = HostMemory()
         memory.start()  # before the input exists: the case's memory is what comes after
-        built, _, agreement = build_and_check(case, adapter, case_input(case, options), common["tol"])
+        built, _, agreement, check_s = build_and_check(case, adapter, case_input(case, options), common["tol"])
         common.update(compile_s=built.compile_s, rel_err=agreement.rel_err, max_abs_err=agreement.max_abs_err)
         if not agreement.passed:
             return done(status="mismatch", reason=agreement.describe())
@@ -134,6 +144,7 @@ def run_case(
             timer_config,
             device_timer=adapter.device_timer,
             flush=adapter.flush_cache,
+            warmed_s=check_s,
         )
         memory.arm()  # resets the OS's peak counter: nothing runs beside the timer
         watched = measure_watched(timer.measure, threads or 0, options.on_contention, options.contention_wait_s, notify)

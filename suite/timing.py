@@ -4,16 +4,18 @@ The timer knows no framework. It gets a zero-argument callable and the adapter's
 hooks: ``sync(result)`` to wait for the device, optionally a device timer (CUDA
 events) and a cache flush. The algorithm:
 
-1. **Warm-up.** Call until ``warmup_s`` has passed (at least once), so lazy
+1. **Warm-up.** Call until ``warmup_s`` has passed (at least once; the runner's
+   check call just before counts, ``Timer.warmed_s``), so lazy
    initialisation, allocator growth and CPU frequency ramps happen before
    measuring. Compile time was already paid and recorded by the adapter.
 2. **Calibration.** Find ``calls_per_sample`` so one sample lasts at least
    ``min_sample_s`` (10 ms by default): timer resolution and the per-call loop
    overhead are then negligible, as in ``torch.utils.benchmark``'s
-   ``blocked_autorange``. Samples are long on purpose: thread pools (OpenMP
-   under torch and BLAS) fall asleep between samples and charge their wake-up
-   to the next call (results/tuning/timer-sample-length.md). A sample is
-   ``calls_per_sample`` back-to-back calls and one wait for the last result;
+   ``blocked_autorange``. The block that settles it is the first sample.
+   Samples are long on purpose: thread pools (OpenMP under torch and BLAS)
+   fall asleep between samples and charge their wake-up to the next call
+   (results/tuning/timer-sample-length.md). A sample is ``calls_per_sample``
+   back-to-back calls and one wait for the last result;
    the stored value is seconds per call.
 3. **Adaptive stopping.** Keep sampling until the distribution-free 95%
    confidence interval of the median (binomial order statistics) is within
@@ -146,6 +148,9 @@ class Timer:
     device_timer: Callable[[], DeviceTimerLike | None] | None = None
     flush: Callable[[], None] | None = None
     clock: Clock = time.perf_counter
+    #: Seconds the callable ran just before the timer got it (the runner's check call):
+    #: they count toward ``warmup_s``, so a call slower than the warm-up is not repeated.
+    warmed_s: float = 0.0
 
     def _block(self, number: int) -> tuple[float, float]:
         """Run ``number`` calls and one wait; return (primary, host) seconds in all."""
@@ -170,25 +175,40 @@ class Timer:
         return (device_s if dev is not None else host_s), host_s
 
     def warmup(self) -> int:
-        """Call until ``warmup_s`` has passed; return the number of calls."""
+        """Call until ``warmup_s`` has passed, ``warmed_s`` included; return the number of calls.
+
+        At least one call, unless ``warmed_s`` alone covers the warm-up.
+        """
+        if self.warmed_s > 0 and self.warmed_s >= self.config.warmup_s:
+            return 0
         calls = 0
         start = self.clock()
         while True:
             self._block(1)
             calls += 1
-            if self.clock() - start >= self.config.warmup_s:
+            if self.clock() - start + self.warmed_s >= self.config.warmup_s:
                 return calls
 
     def calibrate(self) -> int:
         """Calls per sample so that one sample lasts at least ``min_sample_s``."""
+        return self._calibrate()[0]
+
+    def _calibrate(self) -> tuple[int, tuple[float, float] | None]:
+        """Calls per sample, and the block that settled it as (primary, host) seconds.
+
+        That last block ran ``number`` calls after the warm-up and lasted at least
+        ``min_sample_s``: it is a sample like the ones after it, and ``measure``
+        keeps it (None in cold-cache mode, which calibrates nothing).
+        """
         if self.config.cold_cache:
-            return 1  # every call must start cold, so samples are single calls
+            return 1, None  # every call must start cold, so samples are single calls
         target = self.config.min_sample_s
         number = 1
         while True:
-            elapsed, _ = self._block(number)
+            block = self._block(number)
+            elapsed = block[0]
             if elapsed >= target or number >= 10**9:
-                return number
+                return number, block
             if elapsed <= target / 100:
                 number *= 10
             else:
@@ -200,10 +220,16 @@ class Timer:
         cfg = self.config
         events = bool(cfg.device_events and self.device_timer and self.device_timer() is not None)
         self.warmup()
-        number = self.calibrate()
+        number, settled = self._calibrate()
         samples: list[float] = []
         host: list[float] = []
         start = self.clock()
+        if settled is not None:
+            # The block that settled the calibration is the first sample; its time counts
+            # against the budget as if the sampling had begun with it.
+            samples.append(settled[0] / number)
+            host.append(settled[1] / number)
+            start -= settled[1]
         reason = "max_samples"
         while len(samples) < cfg.max_samples:
             primary, host_s = self._block(number)

@@ -149,3 +149,31 @@ def test_the_case_is_timed_with_the_options_timer() -> None:
     exact = TimerConfig(budget_s=0.02, warmup_s=0.005, min_sample_s=1e-3, min_samples=3, max_samples=3)
     row = run_case(Case("numpy", "cumsum", 2, 8, 3), NumpyBackend(), RunOptions(timer=exact))
     assert row.status == "ok" and row.n_samples == 3 and len(row.samples_s) == 3
+
+
+class SlowCalls(NumpyBackend):
+    """Every call of a build sleeps ``seconds`` first and is counted."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.calls = 0
+
+    def build(self, form, x, precision):
+        built = super().build(form, x, precision)
+
+        def fn():
+            self.calls += 1
+            time.sleep(self.seconds)
+            return built.fn()
+
+        return type(built)(fn, built.compile_s, built.notes)
+
+
+def test_a_slow_case_makes_no_call_beyond_its_check_and_its_samples() -> None:
+    """A check call longer than the warm-up is the warm-up, and the calibration block is the first sample."""
+    adapter = SlowCalls(0.03)
+    timer = TimerConfig(budget_s=1e-6, warmup_s=0.02, min_sample_s=0.01, min_samples=3)
+    row = run_case(Case("numpy", "cumsum", 2, 8, 3), adapter, RunOptions(timer=timer))
+    assert row.status == "ok" and row.n_samples == 3 and row.calls_per_sample == 1
+    assert adapter.calls == 1 + 3  # was 1 + 1 (warm-up) + 1 (calibration) + 3

@@ -84,6 +84,29 @@ def test_warmup_calls_at_least_once():
     assert fn.calls == 1
 
 
+def test_a_check_call_as_long_as_the_warmup_replaces_it():
+    timer, fn, _ = make_timer(1e-3, warmup_s=0.05)
+    timer.warmed_s = 0.05
+    assert timer.warmup() == 0 and fn.calls == 0
+
+
+def test_a_shorter_check_call_counts_toward_the_warmup():
+    timer, fn, _ = make_timer(1e-3, warmup_s=0.0105)
+    timer.warmed_s = 0.005
+    assert timer.warmup() == 6  # 5 ms already run: 6 calls of 1 ms reach 10.5 ms
+    assert fn.calls == 6
+
+
+def test_the_block_that_settles_calibration_is_the_first_sample():
+    timer, fn, _ = make_timer(1e-3, warmup_s=1e-3, min_sample_s=1e-2, min_samples=5, budget_s=100.0)
+    m = timer.measure()
+    # Calibration: 1 call (1 ms), then 20% past the 10 ms target: 12 calls.
+    assert m.calls_per_sample == 12 and m.n == 5 and m.stop_reason == "ci"
+    # 1 warm-up call, a calibration block of 1 call, then 5 samples of 12 calls, the first
+    # of them the calibration block that settled it.
+    assert fn.calls == 1 + 1 + 5 * 12
+
+
 @pytest.mark.parametrize("cost", [1e-7, 1e-5, 3.3e-5, 1e-4, 7e-4, 2e-3, 9.9e-3])
 def test_calibration_makes_a_sample_last_at_least_min_sample_s(cost):
     target = 1e-2

@@ -98,7 +98,7 @@ def prepare(
     if why:
         pytest.skip(why)
     try:
-        built, ref, agreement = build_and_check(
+        built, ref, agreement, _ = build_and_check(
             case, adapter, case_input(case, options), tolerance(dtype, precision, shape[1])
         )
     except CaseUnsupported as e:
