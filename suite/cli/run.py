@@ -23,6 +23,8 @@ from suite.session import Session
 
 #: Rounds per case of ``suite run`` (and so of ``nox -s bench``): results/tuning/rounds-default.md.
 DEFAULT_ROUNDS = 2
+#: Seconds of sampling per case (split over the rounds); why 0.2: results/tuning/sweep-budget.md.
+DEFAULT_BUDGET = 0.2
 
 
 def add_parser(sub: Any) -> None:
@@ -39,8 +41,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--budget",
         type=positive(float),
-        default=0.5,
-        help="seconds of sampling per case at most, split over its rounds; default 0.5",
+        default=DEFAULT_BUDGET,
+        help=f"seconds of sampling per case at most, split over its rounds; default {DEFAULT_BUDGET}",
     )
     p.add_argument("--min-samples", type=positive(int), default=5, help="samples before the CI may stop; default 5")
     p.add_argument("--warmup", type=positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
