@@ -4,9 +4,12 @@ A history folder holds run folders (each what ``python -m suite run --out``
 wrote). Runs are grouped by machine fingerprint (runs of different machines are
 never put on one trend line) and ordered by their start time. For every case,
 each run is compared with the previous run that timed it, using the same test as
-``suite.track.compare`` (ratio of medians beyond the threshold, Mann-Whitney
-``p < alpha``, bootstrap interval excluding 1): a ``step up`` is a significant
-slowdown between consecutive runs, a ``step down`` a significant speedup.
+``suite.track.compare`` (ratio of medians beyond the threshold, ``p < alpha``,
+interval excluding 1; between rounds where both runs have two or more, as
+``compare`` judges them): a ``step up`` is a significant slowdown between
+consecutive runs, a ``step down`` a significant speedup. A row measured under
+contention (``Row.contended``) is shown, marked, but judges nothing: it gets no
+step, and the next run is compared with the last run before it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from suite.format import csv_cell, format_p, format_ratio, format_seconds, markdown_table
 from suite.machine import machine_fingerprint
 from suite.results import ResultsError, Row, load_run
-from suite.track.compare import timing_verdict
+from suite.track.compare import rounds_verdict
 from suite.track.config import CompareConfig
 
 MD_NAME, CSV_NAME = "history.md", "history.csv"
@@ -112,9 +115,9 @@ def build_history(root: str | Path, config: CompareConfig | None = None, fingerp
         for run in chosen:
             row = run.rows.get(key)
             point = Point(run, row)
-            if row is not None and row.status == "ok":
+            if row is not None and row.status == "ok" and not row.contended:
                 if previous is not None:
-                    figures = timing_verdict(previous.samples_s, row.samples_s, config.for_case(row.backend, row.form))
+                    figures = rounds_verdict(previous, row, config.for_case(row.backend, row.form))
                     point.ratio = figures.get("ratio", math.nan)
                     point.p_value = figures.get("p_value", math.nan)
                     point.step = {"slower": STEP_UP, "faster": STEP_DOWN}.get(figures["verdict"], "")
@@ -131,6 +134,8 @@ def _cell(p: Point) -> str:
     if p.row.status != "ok":
         return f"*{p.row.status}*"
     text = format_seconds(p.row.median_s)
+    if p.row.contended:
+        return f"{text} (contended)"
     if p.step:
         arrow = "▲" if p.step == STEP_UP else "▼"
         text += f" {arrow} {p.ratio:.2f}x"
@@ -165,7 +170,19 @@ def render_markdown(h: History, last: int = 12) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("key", "run_id", "started", "git_commit", "path", "status", "median_s", "ratio", "p_value", "step")
+CSV_COLUMNS = (
+    "key",
+    "run_id",
+    "started",
+    "git_commit",
+    "path",
+    "status",
+    "median_s",
+    "ratio",
+    "p_value",
+    "step",
+    "contended",
+)
 
 
 def render_csv(h: History) -> str:
@@ -188,6 +205,7 @@ def render_csv(h: History) -> str:
                     p.row.status,
                     *(csv_cell(x) for x in (p.row.median_s, p.ratio, p.p_value)),
                     p.step,
+                    str(bool(p.row.contended)).lower(),
                 ]
             )
     return buf.getvalue()

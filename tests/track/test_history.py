@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from suite.cli import main
 from suite.track import history
-from tests.stored_runs import config_file, meta, row, write_run
+from suite.track.compare import rounds_verdict, timing_verdict
+from suite.track.config import CompareConfig
+from tests.stored_runs import MEDIAN_S, config_file, meta, row, write_run
 
 
 def _history_runs(root: Path) -> None:
@@ -47,6 +51,48 @@ def test_history_defaults_to_the_newest_machine_and_cli_writes_files(tmp_path: P
     lines = (out / "history.csv").read_text().splitlines()
     assert lines[0] == ",".join(history.CSV_COLUMNS)
     assert len(lines) == 1 + 2 * 4
-    assert sum(line.endswith(",step up") for line in lines) == 1
+    assert sum(line.endswith(",step up,false") for line in lines) == 1
     assert (out / "history.md").read_text() == printed
     assert main(["history", str(tmp_path / "runs"), "--machine", "nope"]) == 2
+
+
+def test_a_contended_run_is_marked_and_judges_nothing(tmp_path: Path) -> None:
+    """A 3x slower row measured under contention is no step, and the run after it is judged against the one before."""
+    days = {"2026-01-01": 1.0, "2026-01-02": 3.0, "2026-01-03": 1.0, "2026-01-04": 1.5}
+    for i, (day, f) in enumerate(days.items()):
+        r = row(f, seed=40 + i)
+        r.contended = day == "2026-01-02"
+        write_run(tmp_path / f"run-{i}", [r], meta(started=f"{day}T00:00:00+00:00", run_id=day))
+    h = history.build_history(tmp_path)
+    (points,) = h.series.values()
+    assert [p.step for p in points] == ["", "", "", history.STEP_UP]
+    assert math.isnan(points[1].ratio)  # contended: not compared at all
+    assert points[2].ratio == pytest.approx(1.0, rel=0.03)  # against the first run, not the contended one
+    assert points[3].ratio == pytest.approx(1.5, rel=0.03)
+    md = history.render_markdown(h)
+    assert "(contended)" in md and md.count("▲") == 1
+    csv_lines = history.render_csv(h).splitlines()
+    assert [line.rsplit(",", 1)[1] for line in csv_lines[1:]] == ["false", "true", "false", "false"]
+
+
+def _wandering(medians: tuple[float, ...], rng: np.random.Generator, n: int = 30):
+    """A row of one round per entry of ``medians``: tight samples within a round, the rounds apart."""
+    r = row(1.0)
+    r.samples_s = [x for m in medians for x in MEDIAN_S * m * np.exp(rng.normal(0, 0.005, n))]
+    r.samples_round = [i + 1 for i in range(len(medians)) for _ in range(n)]
+    r.median_s, r.rounds = float(np.median(r.samples_s)), len(medians)
+    return r
+
+
+def test_history_judges_rounds_as_compare_does(tmp_path: Path) -> None:
+    """Rounds that wander 10% apart: their pooled samples show a step, the rounds do not."""
+    rng = np.random.default_rng(5)
+    base, head = _wandering((1.0, 1.1, 1.2), rng), _wandering((1.1, 1.2, 1.3), rng)
+    limits = CompareConfig().for_case("numpy", "cumsum")
+    assert timing_verdict(base.samples_s, head.samples_s, limits)["verdict"] == "slower"  # what history used to ask
+    assert rounds_verdict(base, head, limits)["verdict"] == "same"
+    for i, r in enumerate((base, head)):
+        write_run(tmp_path / f"run-{i}", [r], meta(started=f"2026-01-0{i + 1}T00:00:00+00:00", run_id=str(i)))
+    (points,) = history.build_history(tmp_path).series.values()
+    assert [p.step for p in points] == ["", ""]
+    assert points[1].ratio == pytest.approx(rounds_verdict(base, head, limits)["ratio"])
