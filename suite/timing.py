@@ -11,7 +11,8 @@ events) and a cache flush. The algorithm:
 2. **Calibration.** Find ``calls_per_sample`` so one sample lasts at least
    ``min_sample_s`` (10 ms by default): timer resolution and the per-call loop
    overhead are then negligible, as in ``torch.utils.benchmark``'s
-   ``blocked_autorange``. The block that settles it is the first sample.
+   ``blocked_autorange``. For a call that lasts a sample on its own, that one
+   call is the first sample.
    Samples are long on purpose: thread pools (OpenMP under torch and BLAS)
    fall asleep between samples and charge their wake-up to the next call
    (results/tuning/timer-sample-length.md). A sample is ``calls_per_sample``
@@ -197,8 +198,8 @@ class Timer:
         """Calls per sample, and the block that settled it as (primary, host) seconds.
 
         That last block ran ``number`` calls after the warm-up and lasted at least
-        ``min_sample_s``: it is a sample like the ones after it, and ``measure``
-        keeps it (None in cold-cache mode, which calibrates nothing).
+        ``min_sample_s``; ``measure`` keeps it as a sample when ``number`` is 1
+        (None in cold-cache mode, which calibrates nothing).
         """
         if self.config.cold_cache:
             return 1, None  # every call must start cold, so samples are single calls
@@ -224,9 +225,11 @@ class Timer:
         samples: list[float] = []
         host: list[float] = []
         start = self.clock()
-        if settled is not None:
-            # The block that settled the calibration is the first sample; its time counts
-            # against the budget as if the sampling had begun with it.
+        if settled is not None and number == 1:
+            # A call long enough to be a sample on its own: the block that settled the
+            # calibration is the first sample, and its time counts against the budget as
+            # if the sampling had begun with it. (A block of many calls follows a ramp of
+            # short blocks, and read slow often enough to widen the IQR: not kept.)
             samples.append(settled[0] / number)
             host.append(settled[1] / number)
             start -= settled[1]

@@ -97,14 +97,21 @@ def test_a_shorter_check_call_counts_toward_the_warmup():
     assert fn.calls == 6
 
 
-def test_the_block_that_settles_calibration_is_the_first_sample():
+def test_a_single_call_that_settles_calibration_is_the_first_sample():
+    timer, fn, _ = make_timer(0.02, warmup_s=1e-3, min_sample_s=1e-2, min_samples=5, budget_s=100.0)
+    m = timer.measure()
+    assert m.calls_per_sample == 1 and m.n == 5 and m.stop_reason == "ci"
+    # 1 warm-up call, then 5 samples of one call, the first of them the calibration call.
+    assert fn.calls == 1 + 5
+
+
+def test_a_block_of_many_calls_that_settles_calibration_is_not_kept():
     timer, fn, _ = make_timer(1e-3, warmup_s=1e-3, min_sample_s=1e-2, min_samples=5, budget_s=100.0)
     m = timer.measure()
     # Calibration: 1 call (1 ms), then 20% past the 10 ms target: 12 calls.
     assert m.calls_per_sample == 12 and m.n == 5 and m.stop_reason == "ci"
-    # 1 warm-up call, a calibration block of 1 call, then 5 samples of 12 calls, the first
-    # of them the calibration block that settled it.
-    assert fn.calls == 1 + 1 + 5 * 12
+    # 1 warm-up call, calibration blocks of 1 and 12 calls, then 5 samples of 12 calls.
+    assert fn.calls == 1 + 1 + 12 + 5 * 12
 
 
 @pytest.mark.parametrize("cost", [1e-7, 1e-5, 3.3e-5, 1e-4, 7e-4, 2e-3, 9.9e-3])
