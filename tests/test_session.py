@@ -118,6 +118,15 @@ def _wait_for_rows(csv: Path, n: int, proc: subprocess.Popen[str], limit_s: floa
 SIZES = ",".join(f"1x{T}x2" for T in range(8, 20))  # twelve cases
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """Ctrl-C's default action in the child, whatever this test was started under.
+
+    A test runner started in the background of a non-interactive shell ignores SIGINT,
+    its children inherit that, and Python then never raises KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_keeps_finished_rows_and_resume_finishes_without_rerunning(faulty, tmp_path, sig) -> None:
     out, log = tmp_path / "run", tmp_path / "built.log"
@@ -125,7 +134,7 @@ def test_interrupted_run_keeps_finished_rows_and_resume_finishes_without_rerunni
     argv += ["--out", str(out), *QUICK_FLAGS]
     env = {**faulty, "FAULTY_LOG": str(log), "FAULTY_DELAY_S": "0.3"}
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=_sigint_as_in_a_terminal)  # fmt: skip
     _wait_for_rows(out / CSV_NAME, 3, proc)
     # Ctrl-C in a terminal reaches the whole process group, workers included.
     os.killpg(proc.pid, sig)
