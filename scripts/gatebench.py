@@ -223,7 +223,8 @@ def trials_from_samples(path: Path) -> list[Trial]:
                 rows.append(
                     merge_rows(
                         [
-                            case.row(
+                            Row(
+                                case,
                                 status="ok",
                                 samples_s=[s for s, r in zip(d["samples_s"], rounds, strict=True) if r == k],
                                 calls_per_sample=1,

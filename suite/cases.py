@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from backends import DTYPES, PRECISIONS, REGISTRY
 from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
 from suite.reference import FILE_INPUT, INPUT_KINDS
 from suite.timing import TimerConfig
-
-if TYPE_CHECKING:
-    from suite.results import Row
 
 Shape = tuple[int, int, int]
 
@@ -55,6 +51,14 @@ class Case:
     #: ``flash``, ``math``, ...; ``Backend.form_kernels``); "" for the other forms.
     #: Left empty for such a form, it becomes the backend's default kernel.
     kernel: str = ""
+    #: A hand-tuned implementation of the form on this backend (NumPy's
+    #: ``cumsum[staged]``, Numba's ``cumsum[parallel]``); "" is the library's own
+    #: idiom. Names are promises: a tuned row never stands under the library's name.
+    variant: str = ""
+    #: What a measurement counts: ``time`` (wall-clock, the default) or
+    #: ``instructions`` (executed instructions under valgrind, suite.counting).
+    #: No table or gate mixes the two.
+    metric: str = "time"
 
     def __post_init__(self) -> None:
         if not self.kernel and self.backend in REGISTRY:
@@ -68,25 +72,24 @@ class Case:
     @property
     def key(self) -> str:
         """The identity of a case across runs: what was computed, not how it went."""
-        key = f"{self.backend}:{self.form}:{self.B}x{self.T}x{self.C}:{self.dtype}:{self.precision}:{self.input}"
-        # Only cases with a kernel carry it, so the keys of stored runs stay valid.
-        return f"{key}:{self.kernel}" if self.kernel else key
+        form = f"{self.form}[{self.variant}]" if self.variant else self.form
+        key = f"{self.backend}:{form}:{self.B}x{self.T}x{self.C}:{self.dtype}:{self.precision}:{self.input}"
+        # Only cases with a kernel, or a metric other than time, carry it, so the
+        # keys of stored runs stay valid.
+        key = f"{key}:{self.kernel}" if self.kernel else key
+        return key if self.metric == "time" else f"{key}@{self.metric}"
 
     @property
     def form_kernel(self) -> str:
-        """The form, with its kernel where it has one (``attention[flash]``): one curve of the scaling wing."""
-        return f"{self.form}[{self.kernel}]" if self.kernel else self.form
+        """The form with its kernel or variant where it has one (``attention[flash]``,
+        ``cumsum[staged]``): one curve of the scaling wing, one label in every table."""
+        tags = [t for t in (self.kernel, self.variant) if t]
+        return f"{self.form}[{','.join(tags)}]" if tags else self.form
 
     def label(self) -> str:
         extra = "" if self.precision == "ieee" else f" {self.precision}"
         extra += "" if self.input == "normal" else f" {self.input}"
         return f"{self.backend} {self.form_kernel} {self.B}x{self.T}x{self.C} {self.dtype}{extra}"
-
-    def row(self, **fields: Any) -> Row:
-        """The ``Row`` recording this case's outcome."""
-        from suite.results import Row
-
-        return Row(self, **fields)
 
 
 #: The names of the case's fields, which a ``Row`` forwards to its case.

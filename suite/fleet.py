@@ -152,7 +152,7 @@ def case_task(case: Case, options: RunOptions, ledger: Any, tag: str) -> CaseRes
     if info.available:
         row = run_case(case, adapter, options, info.threads)
     else:
-        row = case.row(status="skipped", reason=info.reason)
+        row = Row(case, status="skipped", reason=info.reason)
     row.machine, row.node = fp, node
     return CaseResult(row, info, node, info_m, host)
 
@@ -208,7 +208,7 @@ def _lost_row(case: Case, error: Exception, started: tuple[str, float] | None, r
         reason = f"the worker process on node {where} died (crash or out-of-memory kill)"
     else:
         reason = f"on node {where}: {first_line(error)}"
-    return case.row(status="error", reason=reason, node=node)
+    return Row(case, status="error", reason=reason, node=node)
 
 
 @dataclasses.dataclass
@@ -338,7 +338,7 @@ def _collect(
         if ref in cancelled:
             return _timeout_row(case, started[0] if started else "?", options, "its worker was stopped")
         if isinstance(e, FleetError):
-            return case.row(status="error", reason=str(e), node=started[0] if started else "")
+            return Row(case, status="error", reason=str(e), node=started[0] if started else "")
         return _lost_row(case, e, started, ray)
     known.add(result)
     infos.setdefault(result.info.name, result.info)
@@ -350,7 +350,8 @@ def _collect(
 
 
 def _timeout_row(case: Case, node: str, options: RunOptions, what: str) -> Row:
-    return case.row(
+    return Row(
+        case,
         status="timeout",
         node=node,
         reason=f"ran past the per-case timeout of {options.case_timeout_s:g} s on node {node}; {what}",

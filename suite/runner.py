@@ -107,7 +107,7 @@ def run_case(
     common: dict[str, Any] = {"threads": threads or 0, "cold_cache": False}
 
     def done(**fields: Any) -> Row:
-        return case.row(**common, elapsed_s=time.perf_counter() - start, **fields)
+        return Row(case, **common, elapsed_s=time.perf_counter() - start, **fields)
 
     try:
         common["device"] = adapter.device()

@@ -119,7 +119,7 @@ def run_cases(
                 t0 = time.perf_counter()
                 info = runner.info(case.backend)
                 infos.setdefault(case.backend, info)
-                got = case.row(status="skipped", reason=info.reason) if not info.available else runner.run(case)
+                got = Row(case, status="skipped", reason=info.reason) if not info.available else runner.run(case)
                 if ceilings is not None and info.ceilings is not None:
                     # First measurement of a device wins: every row of the run is
                     # judged against the same ceiling, the one stored in the metadata.

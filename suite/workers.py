@@ -139,13 +139,14 @@ class IsolatedRunner:
             self._start(case.backend)
             worker = self._workers.get(case.backend)
             if worker is None:
-                return case.row(status="error", reason=self._infos[case.backend].reason)
+                return Row(case, status="error", reason=self._infos[case.backend].reason)
         start = time.perf_counter()
         try:
             return worker.run(case, self.options.case_timeout_s)
         except TimeoutError:
             self._workers.pop(case.backend, None)
-            return case.row(
+            return Row(
+                case,
                 status="timeout",
                 device=worker.info.device,
                 reason=f"ran past the per-case timeout of {self.options.case_timeout_s:g} s; worker stopped",
@@ -154,8 +155,8 @@ class IsolatedRunner:
         except WorkerDied as e:
             self._workers.pop(case.backend, None)
             worker.kill()
-            return case.row(
-                status="error", device=worker.info.device, reason=str(e), elapsed_s=time.perf_counter() - start
+            return Row(
+                case, status="error", device=worker.info.device, reason=str(e), elapsed_s=time.perf_counter() - start
             )
 
     def close(self) -> None:

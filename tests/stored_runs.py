@@ -31,7 +31,8 @@ def row(
     n: int = 40,
 ) -> Row:
     s = samples(factor, n, seed) if status == "ok" else []
-    return Case(backend, form, 4, T, 8, "float32", "ieee", "normal").row(
+    return Row(
+        Case(backend, form, 4, T, 8, "float32", "ieee", "normal"),
         device="cpu",
         status=status,
         reason="" if status == "ok" else f"it went {status}",

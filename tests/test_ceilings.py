@@ -40,7 +40,7 @@ def timed_row(form: str, B: int, T: int, C: int, dtype: str = "float32", seconds
         "gflops": flops / seconds / 1e9,
         "gbs": nbytes / seconds / 1e9,
     }
-    return Case("numpy", form, B, T, C, dtype=dtype).row(**{**defaults, **fields})
+    return Row(Case("numpy", form, B, T, C, dtype=dtype), **{**defaults, **fields})
 
 
 def test_ridge_point_is_matmul_rate_over_copy_bandwidth() -> None:

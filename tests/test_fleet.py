@@ -94,7 +94,7 @@ CASE = Case("numpy", "cumsum", 1, 8, 2)
 
 
 def timed(samples: list[float], machine: str) -> Row:
-    return CASE.row(status="ok", median_s=samples[0], samples_s=samples, n_samples=len(samples), machine=machine)
+    return Row(CASE, status="ok", median_s=samples[0], samples_s=samples, n_samples=len(samples), machine=machine)
 
 
 def test_rounds_pool_per_machine_and_a_lost_round_makes_the_case_lost() -> None:
@@ -104,15 +104,15 @@ def test_rounds_pool_per_machine_and_a_lost_round_makes_the_case_lost() -> None:
     assert set(by_machine) == {"aaa", "bbb"}  # rounds of different machines are never pooled
     assert by_machine["aaa"].rounds == 2 and sorted(by_machine["aaa"].samples_s) == [1.0, 1.1, 1.2, 1.3]
     assert by_machine["bbb"].rounds == 1
-    lost = CASE.row(status="error", reason=f"{LOST}node 127.0.0.1/abcd died")
+    lost = Row(CASE, status="error", reason=f"{LOST}node 127.0.0.1/abcd died")
     assert _pool([a1, lost], as_round, merge_rows) == [lost]
     assert _pool([a1], as_round, merge_rows)[0].rounds == 1  # one round is a row of one round, as locally
 
 
 def test_resume_runs_lost_cases_again_and_keeps_every_other_row(tmp_path: Path) -> None:
-    lost = Case("numpy", "loop", 1, 8, 2).row(status="error", reason=f"{LOST}node n1 died while running the case")
-    crashed = Case("numpy", "matrix", 1, 8, 2).row(status="error", reason="the worker process died")
-    ok = CASE.row(status="ok", median_s=1e-6)
+    lost = Row(Case("numpy", "loop", 1, 8, 2), status="error", reason=f"{LOST}node n1 died while running the case")
+    crashed = Row(Case("numpy", "matrix", 1, 8, 2), status="error", reason="the worker process died")
+    ok = Row(CASE, status="ok", median_s=1e-6)
     assert is_lost(lost) and not is_lost(crashed) and not is_lost(ok)
     log = RowLog(tmp_path / CSV_NAME)
     for r in (ok, lost, crashed):

@@ -81,7 +81,7 @@ def full_row() -> Row:
 def plain_row(**fields) -> Row:
     """A row made the way the runner makes them, via Case.row."""
     case = Case("numpy", fields.pop("form", "cumsum"), 4, fields.pop("T", 8), 2)
-    return case.row(**fields)
+    return Row(case, **fields)
 
 
 def assert_same_row(got: Row, want: Row) -> None:
@@ -287,7 +287,7 @@ def test_schema_1_csv_and_json_load_with_the_new_columns_at_defaults(tmp_path):
         assert row.gbs == 12.5 and row.median_s == 1e-3 and row.status == "ok"
         assert row.bound == ""
         assert math.isnan(row.ceiling_frac)
-        assert row.schema_version == SCHEMA_VERSION == 3
+        assert row.schema_version == SCHEMA_VERSION == 4
 
 
 def test_resuming_a_schema_1_csv_upgrades_it_before_appending(tmp_path):
@@ -311,8 +311,8 @@ def test_unknown_and_newer_schema_versions_say_so(tmp_path):
     write_json(path, {}, [plain_row()])
     doc = json.loads(path.read_text(encoding="utf-8"))
     for version, message in (
-        (4, "written by a newer causal-bench"),
-        (0, "reads versions 1, 2, 3$"),
+        (5, "written by a newer causal-bench"),
+        (0, "reads versions 1, 2, 3, 4$"),
         ("2", "version 2"),
     ):
         doc["schema_version"] = version

@@ -17,7 +17,9 @@ from suite.timing import TimerConfig
 
 
 def _row(samples: list[float], status: str = "ok", **fields) -> Row:
-    return Case("numpy", "cumsum", 1, 8, 2, "float32", "ieee", "normal").row(status=status, samples_s=samples, **fields)
+    return Row(
+        Case("numpy", "cumsum", 1, 8, 2, "float32", "ieee", "normal"), status=status, samples_s=samples, **fields
+    )
 
 
 def test_merge_rows_pools_samples_and_keeps_failures() -> None:
@@ -74,8 +76,8 @@ class _FakeRunner:
     def run(self, case: Case) -> Row:
         _FakeRunner.calls.append((self.index, case.form))
         if case.form == "loop":
-            return case.row(status="skipped", reason="not here")
-        return case.row(status="ok", samples_s=[1.0 + self.index / 10] * 3, calls_per_sample=1)
+            return Row(case, status="skipped", reason="not here")
+        return Row(case, status="ok", samples_s=[1.0 + self.index / 10] * 3, calls_per_sample=1)
 
     def close(self) -> None:
         self.closed = True

@@ -95,7 +95,7 @@ def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str
 
 
 #: The columns of ``compare.csv``: the keys of ``CaseComparison.to_dict``.
-CSV_COLUMNS = tuple(CaseComparison("", "", None, Case("", "", 1, 1, 1).row()).to_dict())
+CSV_COLUMNS = tuple(CaseComparison("", "", None, Row(Case("", "", 1, 1, 1))).to_dict())
 
 
 def render_csv(cmp: Comparison) -> str:

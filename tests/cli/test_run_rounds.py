@@ -9,7 +9,7 @@ import pytest
 from suite import contention
 from suite.cli import main
 from suite.contention import Usage
-from suite.results import load_run
+from suite.results import Row, load_run
 
 FAST = ["--budget", "0.02", "--warmup", "0.005", "--quiet", "--no-isolate", "--no-ceilings"]
 
@@ -75,7 +75,7 @@ def test_progress_prints_rounds_and_contention_waits_as_they_happen(capsys) -> N
     case = Case("numpy", "cumsum", 1, 8, 2)
     progress = Progress([case], RunOptions(rounds=2), quiet=False)
     progress.note("contended (foreign load 1.80 cores + 1 threads > 2 cores); waiting up to 20 s")
-    row = case.row(status="ok", median_s=1e-5, n_samples=5, contended=True)
+    row = Row(case, status="ok", median_s=1e-5, n_samples=5, contended=True)
     progress(1, 2, case, row, 0.1)
     progress.close()
     err = capsys.readouterr().err.splitlines()  # not a terminal: one line per event

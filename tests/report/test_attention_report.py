@@ -14,7 +14,7 @@ SIZES = (256, 512, 1024, 2048, 4096)
 
 
 def timed(form: str, T: int, seconds: float, kernel: str = "") -> Row:
-    return Case("torch", form, 1, T, 64, kernel=kernel).row(device="cpu", median_s=seconds, iqr_s=seconds / 100)
+    return Row(Case("torch", form, 1, T, 64, kernel=kernel), device="cpu", median_s=seconds, iqr_s=seconds / 100)
 
 
 def rows() -> list[Row]:
@@ -23,8 +23,11 @@ def rows() -> list[Row]:
     out += [timed("attention", T, 3e-6 * (T / 1024) ** 2, "flash") for T in SIZES]
     out += [timed("attention", T, 9e-6 * (T / 1024) ** 2, "math") for T in SIZES]
     out.append(
-        Case("torch", "attention", 1, 4096, 64, kernel="cudnn").row(
-            device="cpu", status="skipped", reason="the cudnn attention kernel needs a CUDA GPU; torch runs on cpu"
+        Row(
+            Case("torch", "attention", 1, 4096, 64, kernel="cudnn"),
+            device="cpu",
+            status="skipped",
+            reason="the cudnn attention kernel needs a CUDA GPU; torch runs on cpu",
         )
     )
     return out

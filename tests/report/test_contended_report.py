@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from suite.cases import Case
 from suite.report.markdown import render
+from suite.results import Row
 
 
 def _row(form: str, median: float, contended: bool = False):
-    return Case("numba", form, 8, 8, 256).row(
+    return Row(
+        Case("numba", form, 8, 8, 256),
         status="ok",
         median_s=median,
         iqr_s=median / 100,

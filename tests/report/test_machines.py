@@ -18,7 +18,7 @@ META = {
 
 
 def timed(machine: str, median: float, frac: float) -> Row:
-    return CASE.row(status="ok", median_s=median, bound="memory", ceiling_frac=frac, machine=machine)
+    return Row(CASE, status="ok", median_s=median, bound="memory", ceiling_frac=frac, machine=machine)
 
 
 def test_each_machine_is_read_against_its_own_ceiling() -> None:
@@ -39,7 +39,7 @@ def test_a_run_of_one_machine_has_no_such_section() -> None:
 
 
 def test_cases_measured_on_one_machine_only_are_left_out() -> None:
-    other = Case("numpy", "loop", 8, 8, 256).row(status="ok", median_s=1e-6, machine="bbb")
+    other = Row(Case("numpy", "loop", 8, 8, 256), status="ok", median_s=1e-6, machine="bbb")
     rows = [timed("aaa", 2e-3, 0.40), timed("bbb", 1e-4, 0.65), other]
     text = "\n".join(across_machines(META, rows))
     assert "numpy cumsum" in text and "numpy loop" not in text

@@ -17,8 +17,16 @@ PIPE_REASON = "needs ~2.00 GiB | 1.50 GiB usable"
 
 
 def ok(backend: str, form: str, shape, median: float, iqr: float, **fields) -> Row:
-    return Case(backend, form, *shape).row(
-        device="cpu", status="ok", median_s=median, iqr_s=iqr, rel_err=1e-7, max_abs_err=2e-7, tol=1e-5, **fields
+    return Row(
+        Case(backend, form, *shape),
+        device="cpu",
+        status="ok",
+        median_s=median,
+        iqr_s=iqr,
+        rel_err=1e-7,
+        max_abs_err=2e-7,
+        tol=1e-5,
+        **fields,
     )
 
 
@@ -31,7 +39,8 @@ def sample_rows() -> list[Row]:
         ok("numpy", "matrix", LARGE, 4e-2, 1e-3),
         ok("numpy", "cumsum", SMALL, 1.5e-6, 2e-8),
         ok("numpy", "cumsum", LARGE, 0.0123, 3e-3, unstable=True),
-        Case("torch", "cumsum", *SMALL).row(
+        Row(
+            Case("torch", "cumsum", *SMALL),
             device="cpu",
             status="mismatch",
             reason="rel. error 5.00e-01 > tolerance 1.00e-05",
@@ -39,7 +48,7 @@ def sample_rows() -> list[Row]:
             max_abs_err=1.25,
             tol=1e-5,
         ),
-        Case("torch", "cumsum", *LARGE).row(device="cpu", status="skipped", reason=PIPE_REASON),
+        Row(Case("torch", "cumsum", *LARGE), device="cpu", status="skipped", reason=PIPE_REASON),
     ]
 
 
@@ -152,7 +161,7 @@ def test_speedup_is_computed_against_numpy_at_the_same_size():
 
 def test_no_speedup_against_a_numpy_row_that_is_not_ok():
     rows = [
-        Case("numpy", "matrix", *SMALL).row(device="cpu", status="error", reason="boom"),
+        Row(Case("numpy", "matrix", *SMALL), device="cpu", status="error", reason="boom"),
         ok("torch", "matrix", SMALL, 1e-3, 1e-5),
     ]
     table = table_rows("\n".join(timing_tables(rows)))
@@ -163,8 +172,8 @@ def test_no_speedup_against_a_numpy_row_that_is_not_ok():
 def test_variants_get_their_own_section():
     rows = [
         ok("torch", "matrix", SMALL, 1e-3, 1e-5),
-        Case("torch", "matrix", *SMALL, precision="tf32").row(device="cuda:0", status="ok", median_s=5e-4, iqr_s=1e-5),
-        Case("numpy", "matrix", *SMALL, dtype="float64", input="file").row(status="ok", median_s=5e-4, iqr_s=1e-5),
+        Row(Case("torch", "matrix", *SMALL, precision="tf32"), device="cuda:0", status="ok", median_s=5e-4, iqr_s=1e-5),
+        Row(Case("numpy", "matrix", *SMALL, dtype="float64", input="file"), status="ok", median_s=5e-4, iqr_s=1e-5),
     ]
     text = "\n".join(timing_tables(rows))
     assert "### matrix (float32)" in text
@@ -211,7 +220,7 @@ def test_not_run_lists_the_skipped_row_with_its_reason(report):
 def test_pipe_in_a_reason_is_escaped(report):
     assert "needs ~2.00 GiB \\| 1.50 GiB usable" in report
     assert "needs ~2.00 GiB | 1.50 GiB usable" not in report
-    lines = not_run_table([Case("jax", "loop", 1, 2, 3).row(status="error", reason="a|b|c")])
+    lines = not_run_table([Row(Case("jax", "loop", 1, 2, 3), status="error", reason="a|b|c")])
     assert lines[-1] == "| error | jax | loop | 1x2x3 | float32 | a\\|b\\|c |"
     assert lines[-1].count(" | ") == 5  # still six columns
 
@@ -227,7 +236,7 @@ def test_every_case_ran_when_nothing_was_skipped():
 
 
 def test_correctness_table_is_empty_without_checked_rows():
-    rows = [Case("torch", "loop", *SMALL).row(status="timeout", reason="ran past 120 s")]
+    rows = [Row(Case("torch", "loop", *SMALL), status="timeout", reason="ran past 120 s")]
     assert correctness_table(rows) == [
         "| backend | form | size | dtype | rel. error | max abs error | tolerance | verdict |",
         "|---|---|---|---|---|---|---|---|",
@@ -266,9 +275,9 @@ def test_summary_accuracy_flags_the_mismatch(report):
 
 def test_summary_counts_what_did_not_run_by_reason():
     rows = [
-        *[Case("jax", f, *SMALL).row(status="skipped", reason="jax is not installed") for f in ("loop", "cumsum")],
-        Case("torch", "loop", *LARGE).row(status="skipped", reason="jax is not installed"),
-        Case("torch", "matrix", *LARGE).row(status="timeout", reason="ran past 120 s"),
+        *[Row(Case("jax", f, *SMALL), status="skipped", reason="jax is not installed") for f in ("loop", "cumsum")],
+        Row(Case("torch", "loop", *LARGE), status="skipped", reason="jax is not installed"),
+        Row(Case("torch", "matrix", *LARGE), status="timeout", reason="ran past 120 s"),
         ok("numpy", "matrix", SMALL, 1e-3, 1e-5),
     ]
     text = section(render({}, rows), "**Not run**:", "## Timings")
@@ -303,8 +312,8 @@ def test_a_backend_that_ran_nothing_gets_no_timing_row_only_its_reason():
     absent = "triton needs a CUDA GPU"
     rows = [
         ok("numpy", "cumsum", SMALL, 1.5e-6, 2e-8),
-        Case("triton", "cumsum", *SMALL).row(status="skipped", reason=absent),
-        Case("numba", "cumsum", *SMALL).row(status="skipped", reason="numba: memory"),
+        Row(Case("triton", "cumsum", *SMALL), status="skipped", reason=absent),
+        Row(Case("numba", "cumsum", *SMALL), status="skipped", reason="numba: memory"),
         ok("numba", "cumsum", LARGE, 1e-5, 1e-7),
     ]
     text = render({}, rows)

@@ -26,7 +26,7 @@ TS = (64, 128, 256, 512, 1024, 2048, 4096)
 def timed_row(
     backend: str, form: str, T: int, seconds: float, B: int = 2, C: int = 8, dtype: str = "float32", **fields
 ) -> Row:
-    return Case(backend, form, B, T, C, dtype=dtype).row(device="cpu", status="ok", median_s=seconds, **fields)
+    return Row(Case(backend, form, B, T, C, dtype=dtype), device="cpu", status="ok", median_s=seconds, **fields)
 
 
 def power_rows(
@@ -88,8 +88,8 @@ def test_groups_are_split_by_backend_form_b_c_and_variant_and_need_two_sizes():
 def test_rows_that_are_not_timed_are_left_out():
     rows = power_rows("numpy", "loop", 1e-9, 2.0, ts=(64, 128, 256))
     rows += [
-        Case("numpy", "loop", 2, 512, 8).row(device="cpu", status="skipped", reason="too slow"),
-        Case("numpy", "loop", 2, 1024, 8).row(device="cpu", status="mismatch", median_s=1.0),
+        Row(Case("numpy", "loop", 2, 512, 8), device="cpu", status="skipped", reason="too slow"),
+        Row(Case("numpy", "loop", 2, 1024, 8), device="cpu", status="mismatch", median_s=1.0),
         timed_row("numpy", "loop", 2048, math.nan),
         timed_row("numpy", "loop", 4096, 0.0),
     ]

@@ -108,7 +108,7 @@ def test_ab_bad_revision_is_a_usage_error(scratch_repo: Path, tmp_path: Path, ca
 
 
 def _row(samples: list[float], status: str = "ok") -> Row:
-    return Case("numpy", "cumsum", 1, 8, 2, "float32", "ieee", "normal").row(status=status, samples_s=samples)
+    return Row(Case("numpy", "cumsum", 1, 8, 2, "float32", "ieee", "normal"), status=status, samples_s=samples)
 
 
 def test_interleave_alternates_abba(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

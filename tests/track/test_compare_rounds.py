@@ -25,7 +25,7 @@ def rounds_row(scale: float, seed: int, n_rounds: int = 5, per_round: int = 30, 
     for _ in range(n_rounds):
         shift = 1 + rng.uniform(-width, width)
         samples = 1e-4 * scale * shift * (1 + 0.01 * rng.standard_normal(per_round))
-        parts.append(CASE.row(status="ok", samples_s=[float(s) for s in samples], calls_per_sample=10, **fields))
+        parts.append(Row(CASE, status="ok", samples_s=[float(s) for s in samples], calls_per_sample=10, **fields))
     return merge_rows(parts)
 
 
@@ -65,20 +65,20 @@ def test_contended_rows_are_inconclusive_and_the_gate_counts_them() -> None:
 
 
 def test_single_rounds_fall_back_to_samples_with_a_note() -> None:
-    base = CASE.row(status="ok", samples_s=[1.0] * 5 + [1.01] * 5, rounds=1, samples_round=[0] * 10)
-    head = CASE.row(status="ok", samples_s=[1.0] * 5 + [1.01] * 5, rounds=1, samples_round=[0] * 10)
+    base = Row(CASE, status="ok", samples_s=[1.0] * 5 + [1.01] * 5, rounds=1, samples_round=[0] * 10)
+    head = Row(CASE, status="ok", samples_s=[1.0] * 5 + [1.01] * 5, rounds=1, samples_round=[0] * 10)
     (case,) = compare_rows([base], [head]).cases
     assert case.verdict == "same" and "variance between processes is not tested" in case.note
 
 
 def test_an_old_file_against_rounds_is_refused() -> None:
-    old = CASE.row(status="ok", samples_s=[1.0, 1.1, 1.2])  # schema 2: no round information
+    old = Row(CASE, status="ok", samples_s=[1.0, 1.1, 1.2])  # schema 2: no round information
     with pytest.raises(CompareError, match="the base is an old results file without rounds"):
         compare_rows([old], [rounds_row(1.0, 3)])
 
 
 def test_cli_old_against_new_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
-    write_json(tmp_path / "old.json", {}, [CASE.row(status="ok", samples_s=[1.0, 1.1, 1.2])])
+    write_json(tmp_path / "old.json", {}, [Row(CASE, status="ok", samples_s=[1.0, 1.1, 1.2])])
     write_json(tmp_path / "new.json", {}, [rounds_row(1.0, 4)])
     assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 2
     err = capsys.readouterr().err
