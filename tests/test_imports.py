@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Makes the frameworks and pandas unimportable, then imports every module of the suite.
 BLOCKED = """
 import importlib.abc, sys
-BLOCKED_NAMES = {"torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton", "scipy", "ray", "matplotlib", "plotly"}
+BLOCKED_NAMES = {"torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton", "scipy", "ray", "matplotlib",
+                 "plotly"}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name.split(".")[0] in BLOCKED_NAMES:
