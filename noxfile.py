@@ -28,7 +28,7 @@ def install_suite(session: nox.Session, extras: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite with the backends of `.[all]` and Ray (`.[fleet]`) installed; none may be skipped."""
-    install_suite(session, "all,dev,fleet")
+    install_suite(session, "all,dev,fleet,docs")  # docs: tests/test_docs.py builds the site
     session.run("python", "-m", "suite", "backends")
     session.run(
         "pytest",
