@@ -126,7 +126,7 @@ def test_nightly_records_two_commits_and_builds_the_dashboard(scratch: Path) -> 
         assert {r.backend for r in rows} == {"numpy"} and {r.T for r in rows} == {8}
         assert {r.rounds for r in rows if r.status == "ok"} == {2}
     page = (scratch / "site" / PAGE_NAME).read_text()
-    assert "2 runs," in page and commits[1][:12] in page
+    assert "Runs: 2." in page and commits[1][:12] in page
     assert (scratch / "site" / "history" / "history.md").exists()
 
 

@@ -32,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
         page, data = write_dashboard(args.results, args.out, config, args.last)
     except ResultsError as e:
         raise UsageError(str(e)) from None
-    print(
-        f"wrote {page}: {data['runs']} runs, {len(data['cases'])} cases, "
-        f"{len(data['machines'])} machines, {len(data['steps'])} step changes"
-    )
+    counts = {"run": data["runs"], "case": len(data["cases"]), "machine": len(data["machines"])}
+    counts["step change"] = len(data["steps"])
+    print(f"wrote {page}: " + ", ".join(f"{n} {what}{'' if n == 1 else 's'}" for what, n in counts.items()))
     return 0

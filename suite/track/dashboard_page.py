@@ -102,7 +102,7 @@ def render_page(data: dict[str, Any], title: str = "causal-bench dashboard") -> 
     options = "".join(f'<option value="{html.escape(k)}">{html.escape(k)}</option>' for k in data["cases"])
     body = f"""
 <header><h1>{html.escape(title)}</h1>
-<p>{data["runs"]} runs, {len(data["cases"])} cases, {len(data["machines"])} machines. One series per machine
+<p>Runs: {data["runs"]}. Cases: {len(data["cases"])}. Machines: {len(data["machines"])}. One series per machine
 fingerprint: runs of different machines are never joined. Error bars: lowest to highest round median.
 Crosses: measured while the machine was contended or had drifted (drawn apart, no step judged).
 Triangles: a step between consecutive runs (the test of <code>python -m suite history</code>).</p></header>

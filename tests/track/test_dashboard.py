@@ -131,7 +131,7 @@ def test_machines_are_series_of_their_own(tmp_path: Path) -> None:
 def test_page_is_self_contained_and_holds_the_data_once(tmp_path: Path, capsys) -> None:
     out = tmp_path / "site"
     assert main(["dashboard", str(write_history(tmp_path / "h")), "--out", str(out)]) == 0
-    assert "4 runs, 3 cases, 1 machines, 1 step changes" in capsys.readouterr().out
+    assert "4 runs, 3 cases, 1 machine, 1 step change" in capsys.readouterr().out
     text = (out / PAGE_NAME).read_text()
     assert text.count("<script") == 3 and 'id="cb-data"' in text
     assert not re.search(r"<(script|link)[^>]+(src|href)=", text)  # nothing loaded from elsewhere
