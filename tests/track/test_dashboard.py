@@ -158,6 +158,7 @@ def test_a_broken_or_foreign_input_is_one_line_and_exit_2(tmp_path: Path, capsys
     assert not (tmp_path / "site").exists()
 
 
+@pytest.mark.slow
 def test_the_default_sweep_stays_small() -> None:
     """180 cases over 6 runs: one copy of plotly.js and compact JSON, well under 15 MB."""
     keys = [(b, t) for b in ("numpy", "torch", "jax") for t in range(60)]
