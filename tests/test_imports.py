@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Makes the frameworks and pandas unimportable, then imports every module of the suite.
 BLOCKED = """
 import importlib.abc, sys
-BLOCKED_NAMES = {"torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton", "scipy", "ray", "matplotlib"}
+BLOCKED_NAMES = {"torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton", "scipy", "ray", "matplotlib",
+                 "plotly"}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name.split(".")[0] in BLOCKED_NAMES:
@@ -33,7 +34,7 @@ for pkg in (backends, suite):
     names += [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
 for name in names:
     importlib.import_module(name)
-frameworks = ("torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton", "scipy", "ray", "matplotlib")
+frameworks = ("torch", "jax", "jaxlib", "pandas", "numba", "llvmlite", "triton", "scipy", "ray", "matplotlib", "plotly")
 loaded = sorted(m for m in frameworks if m in sys.modules)
 assert not loaded, loaded
 print(" ".join(names))

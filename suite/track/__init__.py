@@ -5,6 +5,7 @@
 - ``render``: a comparison as markdown, CSV and JSON;
 - ``history``: per-case trends over the runs of one machine, step changes flagged;
 - ``ab``: two revisions measured interleaved (ABBA) in one job, then compared.
+- ``dashboard``, ``dashboard_page``: the trends as one offline HTML page (plotly), per machine.
 """
 
 from __future__ import annotations

@@ -107,12 +107,23 @@ def build_history(root: str | Path, config: CompareConfig | None = None, fingerp
     if fp not in by_fp:
         raise ResultsError(f"no run of machine {fp} under {base}; machines there: {', '.join(sorted(by_fp))}")
     chosen = by_fp[fp]
-    keys = list(dict.fromkeys(k for r in chosen for k in r.rows))
+    series = judge_series(chosen, config)
+    others = {k: len(v) for k, v in by_fp.items() if k != fp}
+    return History(fp, chosen, series, skipped, others)
+
+
+def judge_series(runs: list[StoredRun], config: CompareConfig) -> dict[str, list[Point]]:
+    """Each case's points over ``runs`` (one machine's, in time order), steps judged.
+
+    A timed row is compared with the previous timed, uncontended row of its case;
+    a contended row is kept, marked, and judges nothing.
+    """
+    keys = list(dict.fromkeys(k for r in runs for k in r.rows))
     series: dict[str, list[Point]] = {}
     for key in keys:
         points: list[Point] = []
         previous: Row | None = None
-        for run in chosen:
+        for run in runs:
             row = run.rows.get(key)
             point = Point(run, row)
             if row is not None and row.status == "ok" and not row.contended:
@@ -124,8 +135,7 @@ def build_history(root: str | Path, config: CompareConfig | None = None, fingerp
                 previous = row
             points.append(point)
         series[key] = points
-    others = {k: len(v) for k, v in by_fp.items() if k != fp}
-    return History(fp, chosen, series, skipped, others)
+    return series
 
 
 def _cell(p: Point) -> str:
