@@ -1,4 +1,4 @@
-"""Sessions: tests, tests_triton, lint, docs, bench, pybench, check, report, selftest, compare, ab, gpu, mutation."""
+"""Sessions: tests, tests_triton, lint, docs, bench, pybench, check, report, selftest, compare, ab, gate, gpu, mutation."""
 
 from __future__ import annotations
 
@@ -125,6 +125,15 @@ def ab(session: nox.Session) -> None:
         session.error("usage: nox -s ab -- BASE_REV HEAD_REV [--backends numpy --sizes small --out results/ab]")
     install_suite(session, "all")
     session.run("python", "-m", "suite", "ab", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def gate(session: nox.Session) -> None:
+    """The CI recipe: ``nox -s gate -- BASE HEAD [--out DIR]``: instructions and wall-clock (suite gate)."""
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s gate -- BASE_REV HEAD_REV [--out results/gate] [--rounds 5]")
+    install_suite(session, "torch,track")
+    session.run("python", "-m", "suite", "gate", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,68 +1,58 @@
-"""How good is the gate? False alarms from A/A runs, detection of known slowdowns.
+"""How good is the gate? False alarms from A/A comparisons, detection of planted slowdowns.
 
-``python scripts/gatebench.py`` (from the repository root) is a benchmark, not a
-test: it measures on this machine, as it is loaded now, and prints (and writes)
-the figures.
+``python scripts/gatebench.py --out DIR`` (from the repository root) is a benchmark, not a
+test: it measures on this machine, as it is loaded now, and writes the power table.
 
-The NumPy adapter is replaced by ``tests.fake_backends.SlowedNumpy`` on both
-sides; the base side injects no work, the head side injects
+**Wall-clock** (``--mode time``, the default). The NumPy adapter is replaced by
+``tests.fake_backends.SlowedNumpy`` (every call runs the kernel, then spins for a planted
+fraction of its time: a real slowdown of the measured call). Each condition (no extra work,
+10% and 25% planted) is measured as blocks of ``--block`` rounds (one ``suite run --rounds
+BLOCK`` each: every round fresh worker processes), the blocks of all conditions spread evenly
+over the session. The comparisons are then formed from disjoint sets of the stored rounds
+(``suite.track.power``): A/A from ``2r`` consecutive base rounds, even against odd;
+detection from ``r`` base rounds against ``r`` planted rounds, with the slowdown each
+trial measured. ``r`` is ``--rounds``, the CI recipe's rounds a side. Rounds measured under
+contention make their comparisons ``inconclusive``, counted apart.
 
-- nothing (A/A: any ``slower`` verdict is a false alarm),
-- 10% extra work per call, or 25% (any verdict other than ``slower`` is a miss).
+**Counts** (``--mode counts``). ``python -m suite run --metric instructions`` on the
+``planted`` backend (``tests.fake_backends:Planted``: NumPy cumsum plus deterministic extra
+work of the fraction ``CAUSAL_BENCH_PLANT``), judged by the counted threshold alone. A/A
+pairs, half of them with a CPU hog on the other core; 2% and 1% planted; the same case
+counted twice must agree within 0.1%.
 
-Two modes (``--mode``):
-
-- ``ab``: each trial is an A/B measurement exactly as ``suite ab`` makes it: every
-  case in ``rounds`` processes per side, sides alternating ABBA, in one checkout
-  with two environments. From the same rounds the gate is also judged with round
-  one alone (what ``compare`` sees of two single-round runs made back to back).
-- ``plain``: each trial is two plain runs, as most CI jobs make them: ``suite run
-  --rounds R`` on the base, then the same on the head, then ``compare``. The
-  rounds are interleaved across the sweep inside each run; nothing is interleaved
-  between the two runs.
-
-``--load F`` runs the trials under a documented, bounded background load: one
-process that spins F of every 100 ms and sleeps the rest (a CPU hog at F duty),
-started before the first trial, stopping itself after the time limit and killed
-at the end. Verdicts are recomputed at several thresholds from the stored
-samples. Rows measured under contention are ``inconclusive`` in the gate: they
-are counted apart, never as a catch or a false alarm. Rates come with Wilson 95%
-intervals: with a few dozen comparisons, "0 false alarms" means "below a few
-percent", not "none".
+``--load F`` runs under a bounded CPU hog of duty F. ``--rejudge FILE`` judges a stored
+``*-samples.json`` again (either layout) without measuring. Rates carry Wilson 95% intervals.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
 import json
 import math
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, as for `python -m`
 
-from suite.cases import Case
-from suite.format import markdown_table
+from suite.cases import Case, parse_sizes
 from suite.machine import machine_info
-from suite.results import Row, write_atomic
-from suite.rounds import merge_rows
-from suite.stats import wilson
+from suite.results import load_run, write_atomic
+from suite.rounds import round_samples
 from suite.track import ab
-from suite.track.compare import compare_rows
-from suite.track.config import DEFAULT_ALPHA, DEFAULT_THRESHOLD, CompareConfig, Thresholds
+from suite.track.config import DEFAULT_ALPHA, DEFAULT_COUNT_THRESHOLD, Thresholds, rounds_warning
+from suite.track.power import Counted, Judged, Round, aa_sets, binned_table, count_table, detection_sets, judge
+from suite.track.power import scenario_table as power_scenarios
 from tests.fake_backends import SLOWDOWN_ENV, SLOWED_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = (("A/A", 0.0), ("10% slower", 0.10), ("25% slower", 0.25))
+PLANTS = (0.10, 0.25)
+PLANTED_PLUGIN = "tests.fake_backends:Planted"
+PLANT_ENV = "CAUSAL_BENCH_PLANT"
 #: The background load: spin ``duty`` of every period, sleep the rest, stop after ``limit`` seconds.
 HOG = """import time
 end = time.monotonic() + {limit}
@@ -74,169 +64,8 @@ while time.monotonic() < end:
 """
 HOG_PERIOD_S = 0.1
 
-
-@dataclass
-class Trial:
-    scenario: str
-    fraction: float
-    base: ab.SideResult | None = None  # --mode ab: the rounds of each side
-    head: ab.SideResult | None = None
-    plain: tuple[list[Row], list[Row]] | None = None  # --mode plain: the two runs' rows
-
-
-def pooled(result: ab.SideResult, rounds: int | None) -> list[Row]:
-    """The side's rows with the first ``rounds`` rounds pooled (all when None)."""
-    return [ab.merge_rows(rs[:rounds] if rounds else rs) for rs in result.rounds.values()]
-
-
-def side_rows(t: Trial, rounds: int | None) -> tuple[list[Row], list[Row]]:
-    if t.plain is not None:
-        return t.plain
-    assert t.base is not None
-    assert t.head is not None
-    return pooled(t.base, rounds), pooled(t.head, rounds)
-
-
-def verdicts(
-    trials: Sequence[Trial],
-    threshold: float,
-    alpha: float,
-    rounds: int | None,
-    ignore_contention: bool = False,
-    pool_samples: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """Per scenario: comparisons, slower, faster, inconclusive and other verdicts, realized ratios.
-
-    ``ignore_contention`` judges contended rows as if they were not: what the gate
-    would say without the contention check. ``pool_samples`` forgets the rounds and
-    judges the pooled samples (the rule before rounds: Mann-Whitney and bootstrap).
-    """
-    config = CompareConfig(Thresholds(threshold, alpha), source="gatebench")
-    out: dict[str, dict[str, Any]] = {}
-    for t in trials:
-        base, head = side_rows(t, rounds)
-        if ignore_contention:
-            base = [dataclasses.replace(r, contended=False) for r in base]
-            head = [dataclasses.replace(r, contended=False) for r in head]
-        if pool_samples:
-            base = [dataclasses.replace(r, samples_round=[0] * len(r.samples_s)) for r in base]
-            head = [dataclasses.replace(r, samples_round=[0] * len(r.samples_s)) for r in head]
-        cmp = compare_rows(base, head, config)
-        s = out.setdefault(t.scenario, {"n": 0, "slower": 0, "faster": 0, "inconclusive": 0, "other": 0, "ratios": []})
-        for c in cmp.cases:
-            s["n"] += 1
-            s[c.verdict if c.verdict in ("slower", "faster", "inconclusive") else "other"] += 1
-            if not math.isnan(c.ratio):
-                s["ratios"].append(c.ratio)
-    return out
-
-
-def render(
-    trials: Sequence[Trial], thresholds: Sequence[float], alpha: float, rounds: int, info: dict[str, Any]
-) -> str:
-    mode = info["mode"]
-    how = (
-        f"{rounds} rounds per side per case (ABBA, one process each)"
-        if mode == "ab"
-        else f"two plain runs per trial (base, then head), each `suite run --rounds {rounds}`"
-    )
-    lines = [
-        f"## Gate quality (scripts/gatebench.py --mode {mode})",
-        "",
-        f"Command: `{info['command']}`  ",
-        f"Machine: {info['machine']}; load average at start {info['load_start']}, at end {info['load_end']}.  ",
-        f"Background load: {info['load']}.  ",
-        f"Cases: {', '.join(info['cases'])}; {info['trials']} trials; {how}; "
-        f"timer flags `{' '.join(info['run_flags'])}`; {info['elapsed_s']:.0f} s in all.  ",
-        f"Rule: ratio beyond the threshold, p < {alpha:g}, 95% CI excluding 1; at the round level (two-level "
-        "bootstrap) where both sides have two or more rounds, else on samples (Mann-Whitney, bootstrap). "
-        "Contended rows are `inconclusive`: counted in their own column, never as a catch or a false alarm; "
-        "the rows marked *contention ignored* judge them as if they were not, to show what the check prevents.",
-        "",
-    ]
-    variants = [(rounds, f"{rounds} (suite ab)"), (1, "1 (two single runs)")] if mode == "ab" else [(None, mode)]
-    body: list[list[str]] = []
-    for (used, label), (ignore, pool) in itertools.product(variants, ((False, False), (True, False), (True, True))):
-        if ignore:
-            label += ", contention ignored"
-        if pool:
-            label += ", samples pooled (no rounds)"
-        for thr in thresholds:
-            v = verdicts(trials, thr, alpha, used, ignore, pool)
-
-            def rate(name: str, key: str, v: dict[str, dict[str, Any]] = v) -> str:
-                s = v.get(name)
-                if not s or not s["n"]:
-                    return "-"
-                k = s[key] if key != "changed" else s["slower"] + s["faster"]
-                judged = s["n"] - s["inconclusive"] if key != "inconclusive" else s["n"]
-                if not judged:
-                    return "- (all inconclusive)"
-                lo, hi = wilson(k, judged)
-                return f"{k}/{judged} = {k / judged:.1%} [{lo:.1%}, {hi:.1%}]"
-
-            inconclusive = sum(s["inconclusive"] for s in v.values())
-            total = sum(s["n"] for s in v.values())
-            body.append(
-                [
-                    label,
-                    f"{thr:.0%}",
-                    rate("A/A", "slower"),
-                    rate("A/A", "changed"),
-                    rate("10% slower", "slower"),
-                    rate("25% slower", "slower"),
-                    f"{inconclusive}/{total}",
-                ]
-            )
-    header = [
-        "rounds",
-        "threshold",
-        "A/A false alarms (slower)",
-        "A/A any change",
-        "10% caught",
-        "25% caught",
-        "inconclusive (contended)",
-    ]
-    lines += markdown_table(header, body)
-    v = verdicts(trials, thresholds[0], alpha, variants[0][0])
-    lines += ["", "Measured head/base ratio (median over comparisons):  "]
-    lines.append(
-        ", ".join(f"{name}: {statistics.median(s['ratios']):.3f}" for name, s in v.items() if s["ratios"])
-        + " (the work injected is the nominal fraction of the fastest kernel time measured when the case is"
-        " built; this is the slowdown the gate actually saw)."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def trials_from_samples(path: Path) -> list[Trial]:
-    """The trials of a ``*-samples.json`` as two plain runs each, to judge them again."""
-    trials = []
-    for t in json.loads(path.read_text()):
-        sides = []
-        for side in ("base", "head"):
-            rows = []
-            for key, d in t[side].items():
-                backend, form, shape, dtype, precision, kind = key.split(":")[:6]
-                B, T, C = (int(v) for v in shape.split("x"))
-                case = Case(backend, form, B, T, C, dtype, precision, kind)
-                rounds = d["samples_round"] or [0] * len(d["samples_s"])
-                rows.append(
-                    merge_rows(
-                        [
-                            Row(
-                                case,
-                                status="ok",
-                                samples_s=[s for s, r in zip(d["samples_s"], rounds, strict=True) if r == k],
-                                calls_per_sample=1,
-                                contended=d["contended"],
-                            )
-                            for k in sorted(set(rounds))
-                        ]
-                    )
-                )
-            sides.append(rows)
-        trials.append(Trial(t["scenario"], t["fraction"], plain=(sides[0], sides[1])))
-    return trials
+#: condition -> case key -> rounds in the order measured.
+Store = dict[str, dict[str, list[Round]]]
 
 
 def _load() -> str:
@@ -250,146 +79,277 @@ def start_hog(duty: float, limit_s: float) -> subprocess.Popen[bytes] | None:
     """The bounded background load: a CPU hog at ``duty`` that stops itself after ``limit_s``."""
     if duty <= 0:
         return None
-    busy = duty * HOG_PERIOD_S
+    busy = min(duty, 1.0) * HOG_PERIOD_S
     code = HOG.format(limit=limit_s, busy=busy, idle=HOG_PERIOD_S - busy)
     return subprocess.Popen([sys.executable, "-c", code])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def stop_hog(hog: subprocess.Popen[bytes] | None) -> None:
+    if hog is not None:
+        hog.kill()
+        hog.wait(10)
+
+
+def plan_blocks(aa: int, detect: int, cases: int, r: int, block: int) -> dict[str, int]:
+    """Blocks per condition so that A/A gives ``aa`` comparisons and each plant ``detect`` trials."""
+    base_rounds = max(math.ceil(aa / cases) * 2 * r, math.ceil(detect / cases) * r)
+    plant_rounds = math.ceil(detect / cases) * r
+    return {"0": math.ceil(base_rounds / block), **{repr(f): math.ceil(plant_rounds / block) for f in PLANTS}}
+
+
+def spread_evenly(blocks: dict[str, int]) -> list[str]:
+    """The session's order: each condition's blocks spread evenly, so drift hits all alike."""
+    marks = [((j + 0.5) / n, c) for c, n in blocks.items() for j in range(n)]
+    return [c for _, c in sorted(marks)]
+
+
+def measure_time(args: argparse.Namespace, cases: Sequence[Case], order: Sequence[str], tmp: Path) -> Store:
+    """Run the blocks in ``order``; every round of every case, by condition."""
+    store: Store = {c: {} for c in dict.fromkeys(order)}
+    select = ["--backends", "numpy", "--forms", args.forms, "--sizes", args.sizes]
+    flags = [*select, "--budget", repr(args.budget * args.block), "--rounds", str(args.block), "--threads", "1"]
+    flags += ["--target-ci", "0.01", "--min-samples", "10", "--warmup", "0.05", "--no-ceilings"]
+    flags += ["--on-contention", args.on_contention]
+    start = time.perf_counter()
+    for i, cond in enumerate(order):
+        side = ab.Side(cond, ROOT, {"CAUSAL_BENCH_BACKENDS": SLOWED_PLUGIN, SLOWDOWN_ENV: cond})
+        _, rows = ab.run_side(side, flags, tmp / f"block{i}", 900)
+        for row in rows:
+            if row.status == "ok":
+                parts = round_samples(row)
+                store[cond].setdefault(row.key, []).extend(Round(tuple(map(float, p)), row.contended) for p in parts)
+        print(f"[{i + 1}/{len(order)}] planted {float(cond):.0%}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return store
+
+
+def judge_store(store: Store, cases: Sequence[Case], r: int, limits: Thresholds) -> list[Judged]:
+    """A/A and detection comparisons from disjoint rounds of the store, judged at ``limits``."""
+    out: list[Judged] = []
+    for case in cases:
+        base = store.get("0", {}).get(case.key, [])
+        out += judge("A/A", case, aa_sets(base, r), limits)
+        for cond, by_key in store.items():
+            if cond != "0":
+                sets = detection_sets(base, by_key.get(case.key, []), r)
+                out += judge(f"{float(cond):.0%} planted", case, sets, limits)
+    return out
+
+
+def render_time(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> str:
+    r = info["rounds"]
+    lines = [
+        f"## Gate power, wall-clock (scripts/gatebench.py --mode time, {r} rounds a side)",
+        "",
+        f"Command: `{info['command']}`  ",
+        f"Machine: {info['machine']}; load average at start {info['load_start']}, at end {info['load_end']}; "
+        f"background load: {info['load']}.  ",
+        f"Cases: {', '.join(info['cases'])}; {info['elapsed_s']:.0f} s in all.  ",
+        f"How: each condition measured as blocks of {info['block']} rounds (`suite run --rounds {info['block']}`, "
+        "fresh workers each round), blocks of all conditions spread evenly over the session; comparisons formed "
+        f"from **disjoint subsets of the stored rounds**: A/A from {2 * r} consecutive base rounds (even against "
+        f"odd), detection from {r} base against {r} planted rounds (the base rounds are shared between the A/A "
+        "and detection scenarios, never within one). The planted work is a fraction of the fastest kernel time; "
+        "the *measured* ratio is what each comparison saw.  ",
+        f"Rule: `suite.track.compare.rounds_verdict` (every round beyond every round by the threshold, exact "
+        f"rank p <= {info['alpha']:g} where the rounds can reach it). Inconclusive: a round measured under "
+        "contention.",
+    ]
+    if warning := rounds_warning(r, info["alpha"]):
+        lines += ["", f"> {warning}"]
+    for thr, judged in judged_by.items():
+        lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
+    return "\n".join(lines) + "\n"
+
+
+def store_to_json(store: Store) -> dict[str, Any]:
+    return {
+        c: {k: [{"samples_s": list(r.samples), "contended": r.contended} for r in rs] for k, rs in by.items()}
+        for c, by in store.items()
+    }
+
+
+def store_from_json(doc: dict[str, Any]) -> Store:
+    return {
+        c: {k: [Round(tuple(r["samples_s"]), bool(r["contended"])) for r in rs] for k, rs in by.items()}
+        for c, by in doc.items()
+    }
+
+
+def case_of(key: str) -> Case:
+    backend, form, shape, dtype, precision, kind = key.split(":")[:6]
+    B, T, C = (int(v) for v in shape.split("x"))
+    return Case(backend, form, B, T, C, dtype, precision, kind)
+
+
+def rejudge_trials(trials: list[dict[str, Any]], limits: Thresholds) -> list[Judged]:
+    """The first layout (one stored trial per comparison, rounds tagged by ``samples_round``)."""
+    out: list[Judged] = []
+    for t in trials:
+        name = "A/A" if not t["fraction"] else f"{t['fraction']:.0%} planted"
+        for key, b in t["base"].items():
+            h = t["head"].get(key)
+            if h is None:
+                continue
+            sides = []
+            for d in (b, h):
+                labels = d["samples_round"] or [0] * len(d["samples_s"])
+                sides.append(
+                    [
+                        Round(tuple(s for s, k in zip(d["samples_s"], labels, strict=True) if k == r), d["contended"])
+                        for r in sorted(set(labels))
+                    ]
+                )
+            out += judge(name, case_of(key), [(sides[0], sides[1])], limits)
+    return out
+
+
+def rejudge(path: Path, thresholds: Sequence[float], alpha: float, rounds: int) -> str:
+    doc = json.loads(path.read_text())
+    judged_by: dict[float, list[Judged]] = {}
+    for thr in thresholds:
+        limits = Thresholds(thr, alpha)
+        if isinstance(doc, list):
+            judged_by[thr] = rejudge_trials(doc, limits)
+        else:
+            store = store_from_json(doc["rounds"])
+            cases = [case_of(k) for k in dict.fromkeys(k for by in store.values() for k in by)]
+            judged_by[thr] = judge_store(store, cases, doc["info"]["rounds"] if rounds <= 0 else rounds, limits)
+    lines = [
+        f"## Gate power, rejudged from {path.name}",
+        "",
+        f"Command: `python scripts/gatebench.py --rejudge {path}`",
+    ]
+    for thr, judged in judged_by.items():
+        lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
+    return "\n".join(lines) + "\n"
+
+
+# -- counts ------------------------------------------------------------------------------
+
+#: Instructions per call by case key, from one counted run with the planted ``fraction``.
+CountRunner = Callable[[float, Path], dict[str, float]]
+
+
+def count_run(sizes: str) -> CountRunner:
+    """The real counted run: ``suite run --metric instructions`` on the planted backend."""
+
+    def run(fraction: float, out: Path) -> dict[str, float]:
+        side = ab.Side("counted", ROOT, {"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_ENV: repr(fraction)})
+        flags = ["--metric", "instructions", "--backends", "planted", "--forms", "cumsum", "--sizes", sizes]
+        ab.run_side(side, [*flags, "--rounds", "1", "--no-ceilings"], out, 3600)
+        _, rows = load_run(out)
+        return {r.key: r.instructions for r in rows if r.status == "ok"}
+
+    return run
+
+
+def measure_counts(
+    runner: CountRunner, pairs_aa: int, pairs_plant: int, tmp: Path, hog_start: Callable[[], Any] = lambda: None
+) -> list[Counted]:
+    """A/A pairs (the second half with a hog running), then ``pairs_plant`` pairs at 2% and at 1%."""
+    out: list[Counted] = []
+    plan = [("A/A", 0.0, j >= pairs_aa // 2) for j in range(pairs_aa)]
+    plan += [(f"{f:.0%} planted", f, False) for f in (0.02, 0.01) for _ in range(pairs_plant)]
+    for i, (name, fraction, with_hog) in enumerate(plan):
+        hog = hog_start() if with_hog else None
+        try:
+            base = runner(0.0, tmp / f"pair{i}-base")
+            head = runner(fraction, tmp / f"pair{i}-head")
+        finally:
+            if hog is not None:
+                stop_hog(hog)
+        scenario = f"{name}, CPU hog on the other core" if with_hog else name
+        out += [Counted(scenario, k, base[k], head[k], with_hog) for k in base if k in head]
+        print(f"[{i + 1}/{len(plan)}] {scenario}", file=sys.stderr)
+    return out
+
+
+def render_counts(counted: Sequence[Counted], threshold: float, info: dict[str, Any]) -> str:
+    lines = [
+        "## Gate power, instruction counts (scripts/gatebench.py --mode counts)",
+        "",
+        f"Command: `{info['command']}`  ",
+        f"Machine: {info['machine']}; {info['elapsed_s']:.0f} s in all.  ",
+        f"Each pair: `suite run --metric instructions` on `planted` (sizes {info['sizes']}) with no planted work, "
+        "then with the scenario's; every case of the pair is one comparison. Rule: slower beyond the counted "
+        f"threshold {threshold:.1%}, no test.",
+        "",
+        *count_table(counted, threshold),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/gatebench.py", description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("ab", "plain"), default="ab", help="suite ab, or two plain runs; default ab")
+    p.add_argument("--mode", choices=("time", "counts"), default="time", help="wall-clock or counts; default time")
     p.add_argument("--sizes", default="8x128x32,8x512x64,16x512x128", help="BxTxC list for numpy cumsum")
     p.add_argument("--forms", default="cumsum", help="comma-separated forms; default cumsum")
-    p.add_argument("--trials-aa", type=int, default=12, help="A/A trials; default 12")
-    p.add_argument("--trials-slow", type=int, default=6, help="trials per slowdown; default 6")
-    p.add_argument("--rounds", type=int, default=3, help="rounds per side per case; default 3")
-    p.add_argument("--budget", type=float, default=0.3, help="sampling seconds per case and round; default 0.3")
-    p.add_argument("--thresholds", default=f"{DEFAULT_THRESHOLD},0.03,0.10", help="thresholds to judge at")
+    p.add_argument("--rounds", type=int, default=5, help="rounds a side per comparison (the CI recipe's); default 5")
+    p.add_argument("--block", type=int, default=5, help="rounds per measuring process; default 5")
+    p.add_argument("--aa", type=int, default=78, help="A/A comparisons at least; default 78")
+    p.add_argument("--detect", type=int, default=21, help="trials per planted slowdown at least; default 21")
+    p.add_argument("--budget", type=float, default=0.2, help="sampling seconds per case and round; default 0.2")
+    p.add_argument("--thresholds", default="0.05,0.02,0.0", help="thresholds to judge at; default 0.05,0.02,0.0")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     p.add_argument("--load", type=float, default=0.0, help="background CPU hog duty, 0 to 1; default 0 (none)")
-    p.add_argument("--hog-limit", type=float, default=3600.0, help="seconds after which the hog stops itself")
+    p.add_argument("--hog-limit", type=float, default=3600.0, help="seconds after which a hog stops itself")
     p.add_argument("--on-contention", default="flag", help="the runs' contention policy; default flag (no waiting)")
+    p.add_argument("--count-sizes", default="4x16x32,4x32x32,4x64x32,4x128x32,4x256x32,8x16x64,8x32x64,8x64x64,"
+                   "8x128x64,8x256x64", help="sizes of the counted cases (each one comparison per pair)")  # fmt: skip
+    p.add_argument("--pairs-aa", type=int, default=4, help="counted A/A pairs (half with a hog); default 4")
+    p.add_argument("--pairs-plant", type=int, default=3, help="counted pairs at 2%% and at 1%%; default 3")
     p.add_argument("--out", type=Path, default=Path("results/gatebench"), help="the .md and .json go here")
-    p.add_argument("--rejudge", type=Path, default=None, help="print the table for a stored *-samples.json; no runs")
-    args = p.parse_args(argv)
+    p.add_argument("--rejudge", type=Path, default=None, help="print the tables for a stored *-samples.json")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = None) -> int:
+    args = parser().parse_args(argv)
+    thresholds = [float(t) for t in args.thresholds.split(",")]
     if args.rejudge is not None:
-        info = json.loads(args.rejudge.with_name(args.rejudge.name.replace("-samples.json", ".json")).read_text())[
-            "info"
-        ]
-        info["mode"] = "plain"  # rows as stored: every round of a side pooled
-        info["command"] = f"python scripts/gatebench.py --rejudge {args.rejudge}` (measured by `{info['command']}"
-        print(render(trials_from_samples(args.rejudge), [float(t) for t in args.thresholds.split(",")], args.alpha,
-                     args.rounds, info), end="")  # fmt: skip
+        print(rejudge(args.rejudge, thresholds, args.alpha, 0), end="")
         return 0
     if not 0 <= args.load < 1:
-        p.error("--load must be in [0, 1)")
-
-    sizes = [[int(d) for d in s.split("x")] for s in args.sizes.split(",") if s]
-    cases = [Case("numpy", f, B, T, C) for B, T, C in sizes for f in args.forms.split(",")]
-    flags: list[ab.Flag] = [
-        ("--budget", repr(args.budget)),
-        ("--target-ci", "0.01"),
-        ("--min-samples", "10"),
-        ("--warmup", "0.05"),
-        ("--threads", "1"),  # no BLAS pool fighting the neighbours for the two cores
-        ("--no-ceilings", None),
-        ("--on-contention", args.on_contention),
-        ("--rounds", "1" if args.mode == "ab" else str(args.rounds)),
-    ]
-    thresholds = [float(t) for t in args.thresholds.split(",")]
-    # Spread each scenario evenly over the session, so that a busy spell on the
-    # machine hits all of them alike.
-    counts = {"A/A": args.trials_aa, **{name: args.trials_slow for name, _ in SCENARIOS[1:]}}
-    spread = [((j + 0.5) / n, name, f) for name, f in SCENARIOS for n in [counts[name]] for j in range(n)]
-    plan = [(name, f) for _, name, f in sorted(spread, key=lambda x: x[0])]
-    load = (
-        f"a CPU hog spinning {args.load:.0%} of every {HOG_PERIOD_S * 1000:.0f} ms (one process), "
-        f"stopping itself after {args.hog_limit:.0f} s"
-        if args.load > 0
-        else "none started (other users of the machine as they were)"
-    )
+        parser().error("--load must be in [0, 1)")
+    m = machine_info()
     info: dict[str, Any] = {
         "command": "python scripts/gatebench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "mode": args.mode,
-        "load": load,
+        "machine": f"{m['cpu_model']}, {m['cpu_count']} cores, fingerprint {m['fingerprint']}",
         "load_start": _load(),
-        "cases": [c.key for c in cases],
-        "trials": len(plan),
-        "run_flags": [f for pair in flags for f in pair if f],
+        "rounds": args.rounds,
+        "block": args.block,
+        "alpha": args.alpha,
+        "load": f"a CPU hog at {args.load:.0%} duty" if args.load > 0 else "none started",
     }
+    args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    trials: list[Trial] = []
     hog = start_hog(args.load, args.hog_limit)
     try:
         with tempfile.TemporaryDirectory(prefix="causal-bench-gatebench-") as tmp:
-            for i, (name, fraction) in enumerate(plan):
-                env = {"CAUSAL_BENCH_BACKENDS": SLOWED_PLUGIN}
-                base = ab.Side("base", ROOT, {**env, SLOWDOWN_ENV: "0"}, "no extra work")
-                head = ab.Side("head", ROOT, {**env, SLOWDOWN_ENV: repr(fraction)}, f"{fraction:.0%} extra work")
-                work = Path(tmp) / f"trial{i}"
-                if args.mode == "ab":
-                    groups = [ab.case_flags(c) for c in cases]
-                    b, h = ab.interleave((base, head), groups, flags, args.rounds, work)
-                    trials.append(Trial(name, fraction, base=b, head=h))
-                else:
-                    select = ["--backends", "numpy", "--forms", args.forms, "--sizes", args.sizes]
-                    known, _ = ab.supported_flags(base, flags)
-                    _, b_rows = ab.run_side(base, [*select, *known], work / "base", 600)
-                    _, h_rows = ab.run_side(head, [*select, *known], work / "head", 600)
-                    trials.append(Trial(name, fraction, plain=(b_rows, h_rows)))
-                done = verdicts(trials[-1:], thresholds[0], args.alpha, None)[name]
-                print(
-                    f"[{i + 1}/{len(plan)}] {name}: {done['slower']}/{done['n']} slower, "
-                    f"{done['inconclusive']} inconclusive ({time.perf_counter() - start:.0f} s)",
-                    file=sys.stderr,
+            if args.mode == "counts":
+                runner = count_runner or count_run(args.count_sizes)
+                counted = measure_counts(
+                    runner, args.pairs_aa, args.pairs_plant, Path(tmp), lambda: start_hog(1.0, args.hog_limit)
                 )
+            else:
+                cases = [Case("numpy", f, *s) for s in parse_sizes(args.sizes) for f in args.forms.split(",")]
+                info["cases"] = [c.key for c in cases]
+                order = spread_evenly(plan_blocks(args.aa, args.detect, len(cases), args.rounds, args.block))
+                store = measure_time(args, cases, order, Path(tmp))
     finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait(10)
+        stop_hog(hog)
     info["elapsed_s"] = time.perf_counter() - start
     info["load_end"] = _load()
-    m = machine_info()
-    info["machine"] = f"{m['cpu_model']}, {m['cpu_count']} cores, fingerprint {m['fingerprint']}"
-    markdown = render(trials, thresholds, args.alpha, args.rounds, info)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.mode == "counts":
+        info["sizes"] = args.count_sizes
+        markdown = render_counts(counted, DEFAULT_COUNT_THRESHOLD, info)
+        raw: Any = {"info": info, "counts": [vars(c) for c in counted]}
+    else:
+        judged_by = {t: judge_store(store, cases, args.rounds, Thresholds(t, args.alpha)) for t in thresholds}
+        markdown = render_time(judged_by, info)
+        raw = {"info": info, "rounds": store_to_json(store)}
     stem = f"{args.mode}-load{round(args.load * 100)}"
     write_atomic(args.out / f"{stem}.md", markdown)
-    used_list: list[int | None] = [args.rounds, 1] if args.mode == "ab" else [None]
-    doc = {
-        "info": info,
-        "thresholds": thresholds,
-        "alpha": args.alpha,
-        "rounds": args.rounds,
-        "results": {
-            f"rounds={used or args.rounds}": {
-                f"threshold={thr}": {
-                    k: {kk: vv for kk, vv in s.items() if kk != "ratios"}
-                    for k, s in verdicts(trials, thr, args.alpha, used).items()
-                }
-                for thr in thresholds
-            }
-            for used in used_list
-        },
-    }
-    write_atomic(args.out / f"{stem}.json", json.dumps(doc, indent=1) + "\n")
-    # The raw samples of every round, to judge other rules without measuring again.
-    raw = []
-    for t in trials:
-        b_rows, h_rows = side_rows(t, None)
-        raw.append(
-            {
-                "scenario": t.scenario,
-                "fraction": t.fraction,
-                **{
-                    side: {
-                        r.key: {"samples_s": r.samples_s, "samples_round": r.samples_round, "contended": r.contended}
-                        for r in rows
-                    }
-                    for side, rows in (("base", b_rows), ("head", h_rows))
-                },
-            }
-        )
     write_atomic(args.out / f"{stem}-samples.json", json.dumps(raw) + "\n")
     print(markdown, end="")
     return 0

@@ -31,6 +31,8 @@ PRESETS: dict[str, tuple[Shape, ...]] = {
     # budget ``nox -s bench`` passes, to finish in 2 minutes here (results/tuning/sweep-budget.md).
     "default": ((8, 8, 256), (8, 32, 256), (8, 128, 256), (8, 512, 256), (8, 1024, 256)),
     "gpu": ((8, 1024, 1024), (8, 4096, 1024), (8, 16384, 1024)),
+    # The CI gate's set (suite.track.gate): counted and timed at two T per backend and form.
+    "gate": ((8, 32, 256), (8, 128, 256)),
     "check": ((4, 8, 2), (1, 64, 8), (4, 64, 1), (4, 1, 8), (2, 1000, 4), (1, 4097, 2)),
 }
 

@@ -9,6 +9,11 @@
   two-level bootstrap (rounds, then samples within each round), written out here
   because scipy has no hierarchical bootstrap; ``tests/test_stats.py`` checks it
   against ``scipy.stats.bootstrap`` where the two coincide (one sample per round);
+- :func:`round_separation`, :func:`rank_p`, :func:`min_rank_p`, :func:`min_rounds`: the
+  round-level decision of the gate: every round of one side beyond every round of the
+  other by more than the threshold, on round medians, with the exact one-sided
+  Mann-Whitney p of the round medians (``scipy.stats.mannwhitneyu(method="exact")``) and
+  the fewest rounds that can reach a significance level (results/tuning/gate-statistics.md);
 - :func:`wilson`: the interval of a rate (the gate's false-alarm and detection
   rates, ``scripts/gatebench.py``);
 - :func:`fit_power_law`: ``time = a * T^k`` by least squares (``suite.report.scaling``).
@@ -163,6 +168,65 @@ def two_level_ratio(
     above = int(np.sum(ratios >= 1))
     p = min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1))
     return ratio, float(lo), float(hi), p
+
+
+def round_medians(rounds: Sequence[Sequence[float] | np.ndarray]) -> list[float]:
+    """The median of each round's finite samples; empty rounds dropped."""
+    out = []
+    for r in rounds:
+        x = np.asarray(r, dtype=float)
+        x = x[np.isfinite(x)]
+        if len(x):
+            out.append(float(np.median(x)))
+    return out
+
+
+def round_separation(base: Sequence[float], head: Sequence[float], threshold: float) -> str:
+    """``slower`` when every head round lies beyond every base round by more than ``threshold``
+    (``min(head) > max(base) * (1 + threshold)``), ``faster`` for the mirror image, else "".
+
+    ``base`` and ``head`` are round medians, so a lone slow sample inside a round moves
+    nothing; one slow round on the wrong side breaks the separation, as it should.
+    """
+    if not base or not head:
+        return ""
+    up = 1 + threshold
+    if min(head) > max(base) * up:
+        return "slower"
+    if max(head) * up < min(base):
+        return "faster"
+    return ""
+
+
+def min_rank_p(n: int, m: int) -> float:
+    """The smallest exact one-sided rank p of ``n`` against ``m`` rounds: complete separation,
+    one arrangement of ``C(n + m, n)`` equally likely ones under "no difference"."""
+    return 1.0 / math.comb(n + m, n) if n > 0 and m > 0 else 1.0
+
+
+def min_rounds(alpha: float) -> int:
+    """The fewest rounds a side whose exact one-sided rank p can reach ``alpha`` (p <= alpha).
+
+    5 for alpha = 0.01 (1/252), 3 for 0.05 (1/20), 4 for 0.02 (1/70).
+    """
+    k = 1
+    while min_rank_p(k, k) > alpha:
+        k += 1
+    return k
+
+
+def rank_p(base: Sequence[float], head: Sequence[float], alternative: str) -> float:
+    """Exact one-sided Mann-Whitney p of round medians, by ``scipy.stats.mannwhitneyu``.
+
+    ``alternative`` is ``greater`` (head slower) or ``less`` (head faster). The exact
+    distribution is the one valid for a handful of rounds; with ties scipy falls back to
+    its asymptotic form. 1 when a side is empty.
+    """
+    if not base or not head:
+        return 1.0
+    res = _scipy_stats().mannwhitneyu(head, base, alternative=alternative, method="exact")
+    p = float(res.pvalue)
+    return 1.0 if math.isnan(p) else min(p, 1.0)
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:

@@ -7,7 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from suite.stats import Z95, bootstrap_ratio_ci, fit_power_law, mann_whitney_u, median_ci, two_level_ratio, wilson
+from suite.stats import (
+    Z95,
+    bootstrap_ratio_ci,
+    fit_power_law,
+    mann_whitney_u,
+    median_ci,
+    min_rank_p,
+    min_rounds,
+    rank_p,
+    round_medians,
+    round_separation,
+    two_level_ratio,
+    wilson,
+)
 from tests.stored_runs import samples
 
 # -- mann_whitney_u and bootstrap_ratio_ci ---------------------------------------------------
@@ -190,3 +203,41 @@ def test_two_level_ratio_sees_the_spread_between_rounds() -> None:
     assert hi - lo > 2 * (pooled_hi - pooled_lo)
     assert two_level_ratio(base, head) == (ratio, lo, hi, p)  # fixed seed
     assert all(math.isnan(v) for v in two_level_ratio([], head))
+
+
+# -- the round-level decision: separation, exact rank p, the rounds alpha needs ---------------
+
+
+def test_round_separation_needs_every_round_beyond_every_round_by_the_threshold() -> None:
+    base, head = [85e-6, 88e-6, 94e-6], [110e-6, 113e-6, 110e-6]  # issue 21's rounds
+    assert round_separation(base, head, 0.05) == "slower"  # 110 > 94 * 1.05 = 98.7
+    assert round_separation(head, base, 0.05) == "faster"
+    assert (
+        round_separation(base, head, 0.171) == "" and round_separation(base, head, 0.17) == "slower"
+    )  # 110/94 = 1.1702
+    assert round_separation([1.0, 1.2], [1.1, 1.3], 0.0) == ""  # overlapping rounds
+    assert round_separation([], [1.0], 0.0) == ""
+
+
+def test_min_rank_p_and_min_rounds_are_the_exact_counts() -> None:
+    assert min_rank_p(3, 3) == pytest.approx(0.05) and min_rank_p(5, 5) == pytest.approx(1 / 252)
+    assert min_rank_p(4, 4) == pytest.approx(1 / 70)
+    assert (min_rounds(0.01), min_rounds(0.05), min_rounds(0.02), min_rounds(0.001)) == (5, 3, 4, 7)
+    stats = pytest.importorskip("scipy.stats")
+    for n in (2, 3, 4, 5):  # complete separation gives scipy's smallest exact p
+        res = stats.mannwhitneyu(list(range(10, 10 + n)), list(range(n)), alternative="greater", method="exact")
+        assert res.pvalue == pytest.approx(min_rank_p(n, n))
+
+
+def test_rank_p_is_one_sided_and_exact() -> None:
+    pytest.importorskip("scipy.stats")
+    base, head = [1.0, 1.1, 1.2, 1.3, 1.4], [2.0, 2.1, 2.2, 2.3, 2.4]
+    assert rank_p(base, head, "greater") == pytest.approx(1 / 252)
+    assert rank_p(base, head, "less") == pytest.approx(1.0)
+    # One swap (U = 24 of 25): two arrangements as extreme or more.
+    assert rank_p([1.0, 1.1, 1.2, 1.3, 2.05], [2.0, 2.1, 2.2, 2.3, 2.4], "greater") == pytest.approx(2 / 252)
+    assert rank_p([], head, "greater") == 1.0
+
+
+def test_round_medians_drop_empty_rounds_and_ignore_a_lone_outlier() -> None:
+    assert round_medians([[1.0, 1.0, 9.0], [], [2.0, float("nan"), 2.0]]) == [1.0, 2.0]

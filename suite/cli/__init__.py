@@ -1,4 +1,4 @@
-"""The command line: ``python -m suite COMMAND``, one of ``COMMANDS`` below.
+"""The command line: ``python -m suite COMMAND``, the commands listed in :data:`COMMANDS`.
 
 One module per command, each with ``add_parser(sub)`` and ``run(args) -> int``.
 Exit status: 0 success; 1 something disagreed or failed (a mismatch, an error or
@@ -14,7 +14,21 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from suite.cli import ab, backends, bisect, check, compare, dashboard, export, history, merge, report, run, selftest
+from suite.cli import (
+    ab,
+    backends,
+    bisect,
+    check,
+    compare,
+    dashboard,
+    export,
+    gate,
+    history,
+    merge,
+    report,
+    run,
+    selftest,
+)
 from suite.cli._args import Parser, UsageError
 
 #: The commands, in the order ``--help`` lists them.
@@ -31,6 +45,7 @@ COMMANDS: dict[str, ModuleType] = {
     "merge": merge,
     "bisect": bisect,
     "dashboard": dashboard,
+    "gate": gate,
 }
 
 

@@ -12,6 +12,11 @@ from suite.cli._args import UsageError, fraction, positive, prepare_out, spec_fr
 from suite.cli.compare import compare_config, emit
 from suite.track import ab
 from suite.track.compare import CompareError, compare_rows
+from suite.track.config import rounds_warning
+
+#: Rounds a side: 5 is the fewest whose exact rank test can reach alpha = 0.01
+#: (1/252); results/tuning/gate-statistics.md.
+AB_ROUNDS = 5
 
 
 def add_parser(sub: Any) -> None:
@@ -22,7 +27,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--repo", type=Path, default=Path("."), help="the git repository; default .")
     p.add_argument("--out", type=Path, default=Path("results/ab"), help="output folder; default results/ab")
     p.add_argument(
-        "--rounds", type=positive(int), default=3, help="processes per side per case, alternating; default 3"
+        "--rounds",
+        type=positive(int),
+        default=AB_ROUNDS,
+        help=f"processes per side per case, alternating; default {AB_ROUNDS} (the fewest that reach alpha 0.01)",
     )
     p.add_argument(
         "--budget", type=positive(float), default=0.5, help="seconds of sampling per case and round; default 0.5"
@@ -43,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr)
+
+    if warning := rounds_warning(args.rounds, config.strictest_alpha()):
+        print(warning, file=sys.stderr)  # before anything runs, even with --quiet
 
     try:
         with ab.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:

@@ -20,6 +20,7 @@ from suite.profiling import PROFILES_DIR
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, FAILED_STATUSES, JSON_NAME, REPORT_NAME, ResultsError
 from suite.session import Session
+from suite.track.config import DEFAULT_ALPHA, CompareError, load_config, rounds_warning
 
 #: Rounds per case of ``suite run`` (and so of ``nox -s bench``): results/tuning/rounds-default.md.
 DEFAULT_ROUNDS = 2
@@ -55,7 +56,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--rounds",
         type=positive(int),
-        default=DEFAULT_ROUNDS,
+        default=None,
         help="measure each case in this many fresh worker processes, interleaved across the sweep, "
         f"pooled into one row; default {DEFAULT_ROUNDS}",
     )
@@ -119,7 +120,21 @@ def join_cluster(address: str) -> bool:
         raise UsageError(str(e)) from None
 
 
+def warn_rounds(rounds: int | None) -> int:
+    """The rounds to run; a warning line first when ``--rounds`` was given too few to reach the gate's alpha."""
+    if rounds is None:
+        return DEFAULT_ROUNDS  # a table sweep, not a gate: the default is sized for time (rounds-default.md)
+    try:
+        alpha = load_config(None).strictest_alpha()
+    except CompareError:
+        alpha = DEFAULT_ALPHA  # `compare` reports a broken config; `run` does not need it
+    if warning := rounds_warning(rounds, alpha):
+        print(f"{warning} (when these runs are compared)", file=sys.stderr)
+    return rounds
+
+
 def run(args: argparse.Namespace) -> int:
+    args.rounds = warn_rounds(args.rounds)
     spec = spec_from(args)
     options = options_from(args)
     if args.profile:

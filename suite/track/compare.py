@@ -25,23 +25,32 @@ whatever the timings. The reverse is ``fixed``; failing on both sides is
 
 **Rounds.** Rows measured in rounds (``suite run --rounds R``, ``suite ab``:
 each round a fresh process) are judged at the round level, where the variance
-between processes lives: the ratio is that of the medians of round medians, its
-95% interval and the p-value come from a two-level bootstrap (rounds, then
-samples within a round: :func:`~suite.stats.two_level_ratio`). With few rounds
-a bootstrap is optimistic (three rounds a side resample into few distinct
-sets), which the threshold guards against; ``scripts/gatebench.py`` measures
-what that leaves (results/gatebench/). Rows with one
-round on either side fall back to the sample-level figures below, with a note:
-samples of one process cannot show the variance between processes. A run with
-rounds is never compared with an old file that has no round information
-(``CompareError``: re-measure the base).
+between processes lives, on round medians (a lone slow warm-up sample inside a
+round moves nothing): ``slower`` when every head round lies beyond every base
+round by more than the threshold and the exact one-sided Mann-Whitney test of
+the round medians gives ``p <= alpha`` (:func:`rounds_verdict`). Complete
+separation of n against n rounds has p = 1 / C(2n, n), so alpha = 0.01 needs 5
+rounds a side; with fewer the separation alone decides and the note says so
+(``suite ab`` and the gate warn before running). The ratio is that of the medians
+of round medians; its 95% interval (two-level bootstrap,
+:func:`~suite.stats.two_level_ratio`) is shown for the reader and does not decide.
+Why this rule: results/tuning/gate-statistics.md. Rows with one round on either
+side fall back to the sample-level figures below, with a note: samples of one
+process cannot show the variance between processes. A run with rounds is never
+compared with an old file that has no round information (``CompareError``:
+re-measure the base).
+
+**Counts.** Rows of metric ``instructions`` (per-call counts under valgrind) are
+deterministic: ``slower`` when the head's instructions per call exceed the base's
+by more than ``count_threshold`` (0.5% by default), with no test and no
+contention check (:func:`count_verdict`).
 
 **Contention.** A row measured while other processes competed for its cores
 (``Row.contended``, ``suite.contention``) on either side gives ``inconclusive``:
 neither ``slower`` nor ``faster`` can be trusted. The gate does not fail on it,
 but says how many there were.
 
-A case is ``slower`` only when all three agree: the ratio exceeds
+With one round a side, a case is ``slower`` only when all three agree: the ratio exceeds
 ``1 + threshold``, the test gives ``p < alpha``, and the interval's lower bound
 is above 1; ``faster`` is the mirror image (ratio below ``1 / (1 + threshold)``,
 ``p < alpha``, upper bound below 1). Anything else is ``same``. The threshold
@@ -74,7 +83,16 @@ from suite.machine import machine_fingerprint
 from suite.report.scaling import exponent_changes
 from suite.results import FAILED_STATUSES, Row
 from suite.rounds import round_samples
-from suite.stats import bootstrap_ratio_ci, mann_whitney_u, two_level_ratio
+from suite.stats import (
+    bootstrap_ratio_ci,
+    mann_whitney_u,
+    min_rank_p,
+    min_rounds,
+    rank_p,
+    round_medians,
+    round_separation,
+    two_level_ratio,
+)
 from suite.track.config import CompareConfig, CompareError, Thresholds
 
 __all__ = [
@@ -87,6 +105,8 @@ __all__ = [
     "check_machines",
     "compare_case",
     "compare_rows",
+    "count_verdict",
+    "rounds_verdict",
     "timing_verdict",
 ]
 
@@ -173,7 +193,14 @@ def timing_verdict(base: Sequence[float], head: Sequence[float], limits: Thresho
 
 
 def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
-    """Ratio, interval, p-value and verdict at the round level; the sample level when a side has one round."""
+    """Ratio, interval, p-value and verdict at the round level; the sample level when a side has one round.
+
+    ``slower`` when every head round's median lies beyond every base round's median by
+    more than the threshold and the exact one-sided rank test of the round medians gives
+    ``p <= alpha``; ``faster`` the mirror image. With too few rounds to reach alpha
+    (``suite.stats.min_rounds``: 5 a side for 0.01) the separation alone decides and the
+    note says so. The interval (two-level bootstrap) is shown, not used.
+    """
     b, h = round_samples(base), round_samples(head)
     if len(b) < 2 or len(h) < 2:
         figures = timing_verdict(base.samples_s, head.samples_s, limits)
@@ -182,7 +209,12 @@ def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
             note = "one side has a single round: judged on its samples, not on rounds"
         figures["note"] = "; ".join(n for n in (figures.get("note", ""), note) if n)
         return figures
-    ratio, lo, hi, p = two_level_ratio(b, h)
+    ratio, lo, hi, _ = two_level_ratio(b, h)
+    mb, mh = round_medians(b), round_medians(h)
+    separated = round_separation(mb, mh, limits.threshold)
+    leaning = separated or ("slower" if ratio >= 1 else "faster")
+    p = rank_p(mb, mh, "greater" if leaning == "slower" else "less")
+    floor = min_rank_p(len(mb), len(mh))
     out: dict[str, Any] = {
         "threshold": limits.threshold,
         "alpha": limits.alpha,
@@ -191,15 +223,31 @@ def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
         "ci_high": hi,
         "p_value": p,
     }
+    note = f"rounds {len(mb)} and {len(mh)}"
+    if floor > limits.alpha:
+        note += (
+            f"; too few to reach alpha {limits.alpha:g} (smallest p {floor:.2g}, "
+            f"{min_rounds(limits.alpha)} a side can): judged on the separation alone"
+        )
+    if separated and (p <= limits.alpha or floor > limits.alpha):
+        return {**out, "verdict": separated, "note": note if floor > limits.alpha else ""}
     up = 1 + limits.threshold
-    if ratio > up and p < limits.alpha and lo > 1:
-        return {**out, "verdict": "slower"}
-    if ratio < 1 / up and p < limits.alpha and hi < 1:
-        return {**out, "verdict": "faster"}
-    note = f"rounds {len(b)} and {len(h)}"
-    if (ratio > up or ratio < 1 / up) and not p < limits.alpha:
-        note += f"; beyond the threshold but not significant between rounds (p = {p:.2g})"
+    if ratio > up or ratio < 1 / up:
+        note += "; beyond the threshold but the rounds overlap" if not separated else f"; p = {p:.2g}"
     return {**out, "verdict": "same", "note": note}
+
+
+def count_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
+    """Counted rows (metric ``instructions``): the ratio of instructions per call against
+    ``count_threshold`` alone; counts are deterministic, so there is no test."""
+    b, h = base.instructions, head.instructions
+    out: dict[str, Any] = {"threshold": limits.count_threshold, "alpha": math.nan}
+    if not (math.isfinite(b) and math.isfinite(h)) or b <= 0:
+        return {**out, "verdict": "same", "note": "no instruction counts to compare"}
+    ratio = h / b
+    up = 1 + limits.count_threshold
+    verdict = "slower" if ratio > up else "faster" if ratio < 1 / up else "same"
+    return {**out, "ratio": ratio, "verdict": verdict, "note": "instructions per call"}
 
 
 def compare_case(key: str, base: Row | None, head: Row | None, config: CompareConfig) -> CaseComparison:
@@ -219,6 +267,8 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
         reason = (head if side == "head" else base).reason
         return CaseComparison(key, "skipped", base, head, note=f"{side} skipped: {reason}")
     limits = config.for_case(head.backend, head.form)
+    if head.metric == "instructions":  # deterministic: no rounds, no contention, no test
+        return CaseComparison(key, base=base, head=head, **count_verdict(base, head, limits))
     figures = rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
     if base.contended or head.contended:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from suite.stats import min_rank_p, min_rounds
+
 #: Default regression threshold: a case must be more than this fraction slower.
 #: 5%, so that 10% slowdowns are caught; measured in results/tuning/compare-threshold.md.
 DEFAULT_THRESHOLD = 0.05
@@ -21,6 +23,9 @@ DEFAULT_THRESHOLD = 0.05
 #: sample counts (3 against 3 samples can never reach it); for many samples the
 #: threshold does the work, since samples of one process are not independent.
 DEFAULT_ALPHA = 0.01
+#: Default threshold of counted rows (metric ``instructions``): counts are deterministic,
+#: so a relative change beyond this fraction is the whole rule (no test, no rounds).
+DEFAULT_COUNT_THRESHOLD = 0.005
 
 
 class CompareError(Exception):
@@ -29,10 +34,12 @@ class CompareError(Exception):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a timing difference counts: ratio beyond ``1 + threshold`` and ``p < alpha``."""
+    """When a difference counts: timings beyond ``1 + threshold`` with ``p`` within ``alpha``
+    (``suite.track.compare``); instruction counts beyond ``1 + count_threshold``."""
 
     threshold: float = DEFAULT_THRESHOLD
     alpha: float = DEFAULT_ALPHA
+    count_threshold: float = DEFAULT_COUNT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,18 @@ class CompareConfig:
             replace(self.default, **given), strip(self.backend), strip(self.form), self.source + " + command line"
         )
 
+    def strictest_alpha(self) -> float:
+        """The smallest alpha any level of the configuration sets (what the rounds must reach)."""
+        tables = [*self.backend.values(), *self.form.values()]
+        return min([self.default.alpha, *(t["alpha"] for t in tables if "alpha" in t)])
+
     def describe(self) -> str:
         d = self.default
-        parts = [f"slower/faster beyond {d.threshold:.0%} and Mann-Whitney p < {d.alpha:g}"]
+        parts = [
+            f"slower/faster when every round lies beyond every round of the other side by {d.threshold:.0%} "
+            f"and the rank test gives p <= {d.alpha:g} where the rounds can reach it; "
+            f"counted instructions beyond {d.count_threshold:.1%}"
+        ]
         for kind, tables in (("backend", self.backend), ("form", self.form)):
             for name, t in sorted(tables.items()):
                 if t:
@@ -78,15 +94,31 @@ class CompareConfig:
 
 
 def _check_value(where: str, key: str, value: Any) -> float:
-    if key not in ("threshold", "alpha"):
-        raise CompareError(f"{where}: unknown key {key!r} (expected threshold, alpha, backend, form)")
+    if key not in ("threshold", "alpha", "count_threshold"):
+        raise CompareError(f"{where}: unknown key {key!r} (expected threshold, alpha, count_threshold, backend, form)")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise CompareError(f"{where}: {key} must be a number, got {value!r}")
-    if key == "threshold" and not 0 <= value < 10:
-        raise CompareError(f"{where}: threshold must be a fraction in [0, 10) (0.1 means 10%), got {value!r}")
+    if key in ("threshold", "count_threshold") and not 0 <= value < 10:
+        raise CompareError(f"{where}: {key} must be a fraction in [0, 10) (0.1 means 10%), got {value!r}")
     if key == "alpha" and not 0 < value < 1:
         raise CompareError(f"{where}: alpha must be in (0, 1), got {value!r}")
     return float(value)
+
+
+def rounds_warning(rounds: int, alpha: float) -> str:
+    """One line when ``rounds`` a side cannot reach ``alpha`` at the round level, else "".
+
+    The exact rank test of n against n rounds cannot give p below ``1 / C(2n, n)``; below
+    the minimum the gate judges on the separation beyond the threshold alone.
+    """
+    need = min_rounds(alpha)
+    if rounds >= need:
+        return ""
+    return (
+        f"warning: {rounds} rounds a side cannot reach alpha {alpha:g} (smallest exact p "
+        f"{min_rank_p(rounds, rounds):.2g}); {need} rounds or more can; with fewer, verdicts rest on "
+        "the separation of rounds beyond the threshold alone"
+    )
 
 
 def _overrides(where: str, table: Any, known: Sequence[str] | None) -> dict[str, dict[str, float]]:

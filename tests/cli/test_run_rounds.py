@@ -85,3 +85,13 @@ def test_progress_prints_rounds_and_contention_waits_as_they_happen(capsys) -> N
     quiet.note("x")
     quiet(1, 1, case, row, 0.1)
     assert capsys.readouterr().err == ""
+
+
+def test_explicit_rounds_too_few_for_alpha_warn_and_the_default_does_not(capsys) -> None:
+    from suite.cli.run import DEFAULT_ROUNDS, warn_rounds
+
+    assert warn_rounds(None) == DEFAULT_ROUNDS and capsys.readouterr().err == ""
+    assert warn_rounds(3) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: 3 rounds a side cannot reach alpha 0.01")
+    assert warn_rounds(5) == 5 and capsys.readouterr().err == ""

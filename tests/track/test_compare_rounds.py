@@ -13,7 +13,7 @@ from suite.cli import main
 from suite.results import Row, write_json
 from suite.rounds import merge_rows
 from suite.track.compare import CompareError, compare_rows, timing_verdict
-from suite.track.config import Thresholds
+from suite.track.config import CompareConfig, Thresholds
 
 CASE = Case("numpy", "cumsum", 8, 256, 64)
 
@@ -46,7 +46,8 @@ def test_a_a_with_a_shift_between_rounds_is_same(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_a_true_ten_percent_slowdown_is_slower(seed: int) -> None:
-    base, head = rounds_row(1.0, seed), rounds_row(1.10, 100 + seed)
+    # Rounds within +-2%: every head round (>= 1.078) lies beyond every base round (<= 1.02) by 5%.
+    base, head = rounds_row(1.0, seed, width=0.02), rounds_row(1.10, 100 + seed, width=0.02)
     cmp = compare_rows([base], [head])
     (case,) = cmp.cases
     assert case.verdict == "slower", case
@@ -92,3 +93,61 @@ def test_the_round_level_figures_reach_the_json(tmp_path: Path, capsys) -> None:
     assert code == 1
     (case,) = json.loads((tmp_path / "c" / "compare.json").read_text())["cases"]
     assert case["verdict"] == "slower" and case["p_value"] < 0.01
+
+
+# -- the round-level rule: every round beyond every round, exact rank p, counted rows -------------
+
+
+def row_of_rounds(rounds: list[list[float]], case: Case = CASE) -> Row:
+    return merge_rows([Row(case, status="ok", samples_s=r, calls_per_sample=1, rounds=1) for r in rounds])
+
+
+def issue_rounds(us: list[float], outlier: float | None = None) -> list[list[float]]:
+    """Rounds of 9 samples around each round median (us), the first round's first sample ``outlier``."""
+    out = [[m * 1e-6 * (1 + d) for d in (-0.01, 0.0, 0.01) * 3] for m in us]
+    if outlier is not None:
+        out[0][0] = outlier * 1e-6
+    return out
+
+
+def test_issue_21_rounds_that_do_not_overlap_are_slower() -> None:
+    # Base 85, 88, 94 us against head 110, 113, 110 us: judged `same` at p = 0.061 by the bootstrap.
+    base, head = row_of_rounds(issue_rounds([85, 88, 94])), row_of_rounds(issue_rounds([110, 113, 110]))
+    (case,) = compare_rows([base], [head]).cases
+    assert case.verdict == "slower", case
+    assert case.p_value == pytest.approx(0.05)  # the smallest exact p of 3 against 3
+    assert "too few to reach alpha 0.01" in case.note and "5 a side can" in case.note
+    (mirror,) = compare_rows([head], [base]).cases
+    assert mirror.verdict == "faster"
+
+
+def test_a_lone_slow_warm_up_sample_does_not_blur_the_separation() -> None:
+    # A 400 us first sample in the head's first round: the round's median moves by one rank only.
+    base = row_of_rounds(issue_rounds([85, 88, 94, 86, 90]))
+    head = row_of_rounds(issue_rounds([110, 113, 110, 111, 112], outlier=400))
+    (case,) = compare_rows([base], [head]).cases
+    assert case.verdict == "slower" and case.p_value == pytest.approx(1 / 252) and case.note == ""
+    # The same outlier in the base's rounds: still nothing moves.
+    base_out = row_of_rounds(issue_rounds([85, 88, 94, 86, 90], outlier=400))
+    assert compare_rows([base_out], [head]).cases[0].verdict == "slower"
+
+
+def test_one_overlapping_round_is_same_with_a_note() -> None:
+    base = row_of_rounds(issue_rounds([85, 88, 94, 86, 90]))
+    head = row_of_rounds(issue_rounds([110, 113, 110, 111, 95]))  # 95 < 94 * 1.05
+    (case,) = compare_rows([base], [head]).cases
+    assert case.verdict == "same" and "the rounds overlap" in case.note
+    assert case.ratio == pytest.approx(110 / 88, rel=1e-3)  # medians of round medians
+
+
+def test_counted_rows_are_judged_by_the_count_threshold_alone() -> None:
+    counted = Case("numpy", "cumsum", 8, 256, 64, metric="instructions")
+    base = Row(counted, status="ok", instructions=1_000_000.0)
+    for head_count, verdict in ((1_006_000.0, "slower"), (1_004_000.0, "same"), (994_000.0, "faster")):
+        head = Row(counted, status="ok", instructions=head_count, contended=True)  # contention does not matter
+        (case,) = compare_rows([base], [head]).cases
+        assert case.verdict == verdict and case.ratio == pytest.approx(head_count / 1e6)
+    config = CompareConfig(Thresholds(count_threshold=0.01))
+    head = Row(counted, status="ok", instructions=1_006_000.0)
+    assert compare_rows([base], [head], config).cases[0].verdict == "same"
+    assert compare_rows([base], [Row(counted, status="ok")]).cases[0].note == "no instruction counts to compare"

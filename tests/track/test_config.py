@@ -75,3 +75,21 @@ def test_no_compare_table_means_defaults(tmp_path: Path) -> None:
     cfg = load_config(config_file(tmp_path, "[project]\nname = 'x'\n"))
     assert cfg.default == Thresholds() and "built-in defaults" in cfg.source
     assert CompareConfig().for_case("numpy", "loop") == Thresholds()
+
+
+def test_rounds_warning_names_the_minimum_rounds() -> None:
+    line = config.rounds_warning(3, 0.01)
+    assert line.startswith("warning: 3 rounds a side cannot reach alpha 0.01") and "5 rounds or more can" in line
+    assert "0.05" in line and "\n" not in line  # the smallest p of 3 against 3
+    assert config.rounds_warning(5, 0.01) == "" and config.rounds_warning(3, 0.05) == ""
+    assert "7 rounds or more" in config.rounds_warning(5, 0.001)
+
+
+def test_count_threshold_and_the_strictest_alpha_come_from_the_table() -> None:
+    cfg = config.config_from_table(
+        {"count_threshold": 0.01, "form": {"loop": {"alpha": 0.001}}}, "x.toml", forms=("loop", "cumsum")
+    )
+    assert cfg.for_case("numpy", "cumsum").count_threshold == 0.01
+    assert cfg.strictest_alpha() == 0.001 and config.CompareConfig().strictest_alpha() == config.DEFAULT_ALPHA
+    with pytest.raises(config.CompareError, match="count_threshold must be a fraction"):
+        config.config_from_table({"count_threshold": -1}, "x.toml")

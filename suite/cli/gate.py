@@ -1,0 +1,82 @@
+"""``gate``: the CI recipe: two revisions counted and timed (``suite ab`` twice), one summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from suite.cli._args import UsageError, positive, prepare_out
+from suite.cli.compare import compare_config
+from suite.results import write_atomic
+from suite.track import ab, gate
+from suite.track.compare import CompareError
+from suite.track.config import rounds_warning
+
+#: The summary's name in the output folder.
+SUMMARY_NAME = "gate.md"
+#: Injected by tests: how the gate runs ``suite ab``.
+RUNNER: gate.Runner = gate.ab_subprocess
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "gate", help="CI gate: instruction counts and wall-clock of two revisions; exit 1 on a regression"
+    )
+    p.add_argument("base_rev", help="base revision (commit, branch, tag)")
+    p.add_argument("head_rev", help="head revision")
+    p.add_argument("--repo", type=Path, default=Path("."), help="the git repository; default .")
+    p.add_argument("--out", type=Path, default=Path("results/gate"), help="output folder; default results/gate")
+    p.add_argument(
+        "--rounds",
+        type=positive(int),
+        default=gate.GATE_ROUNDS,
+        help=f"wall-clock rounds a side; default {gate.GATE_ROUNDS} (the fewest that reach alpha 0.01)",
+    )
+    p.add_argument(
+        "--budget",
+        type=positive(float),
+        default=gate.GATE_BUDGET,
+        help=f"seconds of sampling per case and round; default {gate.GATE_BUDGET}",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="TOML with [tool.causal-bench.compare]; default ./pyproject.toml"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    args.threshold = args.alpha = None  # the file's thresholds; compare_config reads them
+    config = compare_config(args)
+    try:
+        for rev in (args.base_rev, args.head_rev):
+            ab.resolve(args.repo, rev)
+    except ab.ABError as e:
+        raise UsageError(str(e)) from None
+    prepare_out(args.out)
+    if (warning := rounds_warning(args.rounds, config.strictest_alpha())) and not args.quiet:
+        print(warning, file=sys.stderr)
+    spec = gate.GateSpec(
+        args.base_rev, args.head_rev, args.out, args.repo, rounds=args.rounds, budget=args.budget, config=args.config
+    )
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr)
+
+    try:
+        result = gate.run_gate(spec, config, RUNNER, progress)
+    except (gate.GateError, CompareError) as e:
+        raise UsageError(str(e)) from None
+    summary = gate.render_summary(result)
+    write_atomic(args.out / SUMMARY_NAME, summary)
+    print(summary, end="")
+    if path := os.environ.get("GITHUB_STEP_SUMMARY"):
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(summary + "\n")
+        except OSError as e:
+            print(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror or e}", file=sys.stderr)
+    return result.exit_code()

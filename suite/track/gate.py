@@ -1,0 +1,155 @@
+"""The CI gate: two revisions counted and timed, one summary, one exit status.
+
+``python -m suite gate BASE HEAD`` (``nox -s gate -- BASE HEAD``) runs ``suite ab`` twice on
+the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`, the ``gate`` size preset):
+
+1. ``--metric instructions``, one round a side: executed instructions per call under
+   valgrind, deterministic, judged by the counted threshold alone (0.5% by default), so
+   a 1% change is caught on a noisy runner;
+2. wall-clock, :data:`GATE_ROUNDS` rounds a side interleaved ABBA, judged at the round
+   level (every round beyond every round by the threshold, exact rank p <= alpha; 5
+   rounds a side are the fewest that reach alpha = 0.01).
+
+Each ``ab`` writes its side folders under ``OUT/counts`` and ``OUT/time``; the gate
+compares them again with the caller's thresholds and writes one markdown summary. Exit
+status 1 on a regression (or a missing case) in either part, 0 otherwise. The ``ab``
+calls go through a :data:`Runner`, so tests inject results without running anything.
+Why these rounds and this cost: results/tuning/gate-statistics.md.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suite.format import markdown_table
+from suite.results import ResultsError, load_run
+from suite.track.compare import REGRESSIONS, CaseComparison, Comparison, compare_rows
+from suite.track.config import CompareConfig
+
+#: The gate set: CPU backends and forms counted and timed at the ``gate`` size preset.
+GATE_BACKENDS = ("numpy", "torch")
+GATE_FORMS = ("cumsum", "matrix", "loop")
+#: Wall-clock rounds a side: the fewest whose exact rank test reaches alpha = 0.01.
+GATE_ROUNDS = 5
+#: Seconds of sampling per case and round of the wall-clock part.
+GATE_BUDGET = 0.2
+#: The parts of the gate, in the order they run, and their output subfolders.
+PARTS = {"counts": "instructions, counted", "time": "wall-clock"}
+
+#: Runs ``suite ab`` with these arguments; returns (exit status, its last line of stderr).
+Runner = Callable[[Sequence[str]], tuple[int, str]]
+
+
+class GateError(Exception):
+    """A part of the gate could not run (its ``ab`` refused the input or failed)."""
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """What the gate measures, and where."""
+
+    base: str
+    head: str
+    out: Path
+    repo: Path = Path(".")
+    backends: tuple[str, ...] = GATE_BACKENDS
+    forms: tuple[str, ...] = GATE_FORMS
+    sizes: str = "gate"
+    rounds: int = GATE_ROUNDS
+    budget: float = GATE_BUDGET
+    config: Path | None = None
+
+    def ab_argv(self, part: str) -> list[str]:
+        """``suite ab`` arguments of one part (``counts`` or ``time``)."""
+        argv = [self.base, self.head, "--repo", str(self.repo), "--out", str(self.out / part), "--quiet"]
+        argv += ["--backends", ",".join(self.backends), "--forms", ",".join(self.forms), "--sizes", self.sizes]
+        argv += ["--device", "cpu"]
+        if self.config is not None:
+            argv += ["--config", str(self.config)]
+        if part == "counts":
+            return [*argv, "--metric", "instructions", "--rounds", "1"]
+        return [*argv, "--rounds", str(self.rounds), "--budget", repr(self.budget)]
+
+
+@dataclass
+class GateResult:
+    """Both parts' comparisons."""
+
+    spec: GateSpec
+    parts: dict[str, Comparison] = field(default_factory=dict)
+
+    def exit_code(self) -> int:
+        return 1 if any(c.exit_code() for c in self.parts.values()) else 0
+
+
+def ab_subprocess(argv: Sequence[str]) -> tuple[int, str]:
+    """``python -m suite ab ARGV`` in this checkout; the step summary is the gate's to write."""
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "suite", "ab", *argv], capture_output=True, text=True, env=env, check=False
+        )
+    except OSError as e:
+        return 2, f"cannot start {sys.executable}: {e}"
+    lines = done.stderr.strip().splitlines()
+    return done.returncode, lines[-1] if lines else ""
+
+
+def run_gate(
+    spec: GateSpec,
+    config: CompareConfig,
+    runner: Runner = ab_subprocess,
+    progress: Callable[[str], None] = lambda line: None,
+) -> GateResult:
+    """Both parts, counts first; GateError naming the part that could not run."""
+    result = GateResult(spec)
+    for part, what in PARTS.items():
+        progress(f"gate: {what}: suite ab {' '.join(spec.ab_argv(part))}")
+        code, last = runner(spec.ab_argv(part))
+        if code not in (0, 1):
+            raise GateError(f"{what}: suite ab failed (exit {code}): {last or 'no message'}")
+        try:
+            base_meta, base_rows = load_run(spec.out / part / "base")
+            head_meta, head_rows = load_run(spec.out / part / "head")
+        except ResultsError as e:
+            raise GateError(f"{what}: {e}") from None
+        result.parts[part] = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
+    return result
+
+
+def _change(c: CaseComparison) -> str:
+    return f"{c.ratio - 1:+.1%}" if c.ratio == c.ratio else "-"
+
+
+def render_summary(result: GateResult) -> str:
+    """One markdown summary of both parts: the outcome, counts per verdict, each regression."""
+    spec = result.spec
+    verdict = "**regression**" if result.exit_code() else "pass"
+    lines = [f"## Performance gate: `{spec.base}` -> `{spec.head}`: {verdict}", ""]
+    header = ["part", "cases", "slower", "broken", "faster", "same", "inconclusive", "other"]
+    body = []
+    for part, cmp in result.parts.items():
+        n = cmp.counts()
+        shown = ("slower", "broken", "faster", "same", "inconclusive")
+        other = sum(v for k, v in n.items() if k not in shown)
+        body.append([PARTS[part], str(len(cmp.cases)), *(str(n.get(k, 0)) for k in shown), str(other)])
+    lines += markdown_table(header, body)
+    lines += [
+        "",
+        f"Gate set: {', '.join(spec.backends)} x {', '.join(spec.forms)} at `{spec.sizes}`; counts one round a "
+        f"side (judged beyond the counted threshold), wall-clock {spec.rounds} rounds a side, ABBA.",
+    ]
+    for part, cmp in result.parts.items():
+        bad = [c for c in cmp.cases if c.verdict in REGRESSIONS]
+        if bad:
+            lines += ["", f"### Regressions, {PARTS[part]} ({len(bad)})", ""]
+            lines += [f"- `{c.key}`: {c.verdict} {_change(c)}" + (f" ({c.note})" if c.note else "") for c in bad]
+        for w in cmp.warnings:
+            lines.append(f"\n> {PARTS[part]}: {w}")
+    lines += ["", f"Per-case tables: `{spec.out / 'counts' / 'compare.md'}`, `{spec.out / 'time' / 'compare.md'}`."]
+    return "\n".join(lines) + "\n"

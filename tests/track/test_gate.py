@@ -1,0 +1,115 @@
+"""The CI gate with injected `ab` results: decision, summary, exit codes, $GITHUB_STEP_SUMMARY."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from suite.cases import Case
+from suite.cli import gate as gate_cli
+from suite.cli import main
+from suite.results import Row
+from suite.rounds import merge_rows
+from suite.track import ab
+from suite.track.gate import GateSpec, Runner
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMED = Case("numpy", "cumsum", 8, 128, 256)
+COUNTED = Case("numpy", "cumsum", 8, 128, 256, metric="instructions")
+
+
+def timed(medians_us: Sequence[float]) -> Row:
+    rounds = [Row(TIMED, status="ok", samples_s=[m * 1e-6] * 5, rounds=1) for m in medians_us]
+    return merge_rows(rounds)
+
+
+def fake_runner(count_change: float, time_scale: float, calls: list[list[str]]) -> Runner:
+    """Writes each part's side folders as `suite ab` would, with the chosen changes in the head."""
+
+    def run(argv: Sequence[str]) -> tuple[int, str]:
+        calls.append(list(argv))
+        out = Path(argv[argv.index("--out") + 1])
+        if "--metric" in argv:
+            base = [Row(COUNTED, status="ok", instructions=1e6)]
+            head = [Row(COUNTED, status="ok", instructions=1e6 * (1 + count_change))]
+        else:
+            base = [timed([85, 88, 94, 86, 90])]
+            head = [timed([m * time_scale for m in (85, 88, 94, 86, 90)])]
+        ab.write_side(out / "base", {}, base)
+        ab.write_side(out / "head", {}, head)
+        return 0, ""
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("count_change", "time_scale", "code", "regressions"),
+    [
+        (0.0, 1.0, 0, []),
+        (0.012, 1.0, 1, ["instructions"]),
+        (0.0, 1.3, 1, ["wall-clock"]),
+        (0.02, 1.3, 1, ["instructions", "wall-clock"]),
+    ],
+)
+def test_gate_fails_on_a_regression_in_either_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, count_change, time_scale, code, regressions
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(gate_cli, "RUNNER", fake_runner(count_change, time_scale, calls))
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "gate"
+    assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(out), "--quiet"]) == code
+    counts_argv, time_argv = calls
+    assert counts_argv[counts_argv.index("--metric") + 1] == "instructions" and "--rounds" in counts_argv
+    assert time_argv[time_argv.index("--rounds") + 1] == "5" and "--metric" not in time_argv
+    assert counts_argv[counts_argv.index("--sizes") + 1] == "gate" and "numpy,torch" in counts_argv
+    text = summary.read_text()
+    assert text.strip() == (out / "gate.md").read_text().strip() and text.strip() in capsys.readouterr().out
+    assert ("**regression**" in text) == bool(code) and ("pass" in text.splitlines()[0]) == (not code)
+    for part in ("instructions, counted", "wall-clock"):
+        assert (f"### Regressions, {part}" in text) == any(part.startswith(r) for r in regressions)
+    if "instructions" in regressions:
+        assert f"slower +{count_change:.1%}" in text
+
+
+def test_gate_without_a_step_summary_writes_the_out_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(gate_cli, "RUNNER", fake_runner(0.0, 1.0, []))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(tmp_path / "g"), "--quiet"]) == 0
+    assert "| wall-clock | 1 | 0 | 0 | 0 | 1 |" in (tmp_path / "g" / "gate.md").read_text()
+
+
+def test_bad_revision_and_failed_ab_are_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(gate_cli, "RUNNER", fake_runner(0.0, 1.0, calls))
+    out = tmp_path / "g"
+    assert main(["gate", "no-such-rev", "HEAD", "--repo", str(ROOT), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'no-such-rev' is not a commit" in err and not out.exists() and not calls
+    monkeypatch.setattr(gate_cli, "RUNNER", lambda argv: (2, "error: unrecognized arguments: --metric"))
+    assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: instructions, counted: suite ab failed (exit 2): error: unrecognized arguments: --metric\n"
+
+
+def test_too_few_rounds_warn_before_running(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(gate_cli, "RUNNER", fake_runner(0.0, 1.0, []))
+    assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(tmp_path), "--rounds", "3"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("warning: 3 rounds a side cannot reach alpha 0.01") and "5 rounds or more" in first
+
+
+def test_gate_spec_argv_for_each_part(tmp_path: Path) -> None:
+    spec = GateSpec("main", "HEAD", tmp_path, rounds=7, budget=0.3)
+    assert spec.ab_argv("time")[-4:] == ["--rounds", "7", "--budget", "0.3"]
+    assert spec.ab_argv("counts")[-4:] == ["--metric", "instructions", "--rounds", "1"]
+    assert str(tmp_path / "counts") in spec.ab_argv("counts")
+
+
+def test_ab_warns_before_running_with_too_few_rounds(tmp_path: Path, capsys) -> None:
+    assert main(["ab", "HEAD", "HEAD", "--repo", str(tmp_path / "none"), "--rounds", "3", "--quiet"]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning.startswith("warning: 3 rounds a side cannot reach alpha 0.01") and error.startswith("error:")
