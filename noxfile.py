@@ -1,4 +1,5 @@
-"""Sessions: tests, tests_triton, lint, docs, bench, pybench, check, report, selftest, compare, ab, gate, gpu, mutation."""
+"""Sessions: tests, tests_triton, lint, docs, bench, pybench, check, report, selftest, compare, ab, gate, gpu,
+mutation."""
 
 from __future__ import annotations
 
