@@ -217,7 +217,9 @@ class Session:
         def on_row(row: Row) -> None:
             row.run_id = run_id
             if not options.cluster:  # a fleet's rows name their own node and machine
-                row.machine, row.node = row.machine or here, row.node or host
+                row.node = row.node or host
+                # A counted row names its simulated machine (none when it was not counted).
+                row.machine = row.machine or ("" if row.metric == COUNTED else here)
             # In memory first: a Ctrl-C landing inside the append (its fsync is the
             # slow part) still leaves the row in the files written on the way out.
             self.rows.append(row)

@@ -171,6 +171,13 @@ def threshold_args(p: argparse.ArgumentParser) -> None:
         "--alpha", type=fraction, default=None, help="significance level of the test; overrides the config file"
     )
     p.add_argument(
+        "--count-threshold",
+        type=positive(float),
+        default=None,
+        help="counted runs (--metric instructions): more instructions per call beyond this fraction is slower "
+        "(default 0.005 = 0.5%%); overrides the config file",
+    )
+    p.add_argument(
         "--config",
         type=Path,
         default=None,

@@ -26,6 +26,7 @@ from suite.cli._args import (
 from suite.cli.progress import Progress
 from suite.contention import POLICIES, default_policy
 from suite.count_runner import COUNTS_DIR
+from suite.counting import MISSING_VALGRIND, valgrind
 from suite.profiling import PROFILES_DIR
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, FAILED_STATUSES, JSON_NAME, REPORT_NAME, ResultsError
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         if options.cluster:
             raise UsageError("--metric instructions runs on this machine; drop --cluster")
         options = dataclasses.replace(options, counts_dir=str((args.out / COUNTS_DIR).resolve()))
+        if valgrind() is None:
+            print(f"warning: {MISSING_VALGRIND}; every counted case is written as skipped", file=sys.stderr)
     if args.profile:
         options = dataclasses.replace(options, profile_dir=str((args.out / PROFILES_DIR).resolve()))
     if options.timer.cold_cache and not any(can_flush(b, options.device) for b in spec.backends):

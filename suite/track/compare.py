@@ -70,12 +70,14 @@ from typing import Any
 
 import numpy as np
 
+from suite.counting import COUNTED
 from suite.machine import machine_fingerprint
 from suite.report.scaling import exponent_changes
 from suite.results import FAILED_STATUSES, Row
 from suite.rounds import round_samples
 from suite.stats import bootstrap_ratio_ci, mann_whitney_u, two_level_ratio
 from suite.track.config import CompareConfig, CompareError, Thresholds
+from suite.track.counted import check_metrics, check_simulated_machines, count_verdict, is_counted
 
 __all__ = [
     "IMPROVEMENTS",
@@ -111,6 +113,9 @@ class CaseComparison:
     threshold: float = math.nan
     alpha: float = math.nan
     note: str = ""
+    #: Counted cases that got slower: the functions whose own instructions per call grew
+    #: most, (name, base, head) (``suite.track.counted.add_grown_functions``).
+    functions: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def row(self) -> Row:
@@ -219,6 +224,8 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
         reason = (head if side == "head" else base).reason
         return CaseComparison(key, "skipped", base, head, note=f"{side} skipped: {reason}")
     limits = config.for_case(head.backend, head.form)
+    if head.metric == COUNTED:  # deterministic counts: the relative threshold alone
+        return CaseComparison(key, base=base, head=head, **count_verdict(base, head, limits))
     figures = rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
     if base.contended or head.contended:
@@ -321,7 +328,11 @@ def compare_rows(
     """Match rows by key and judge each case. Raises CompareError for other machines."""
     config = config or CompareConfig()
     bm, hm = dict(base_meta or {}), dict(head_meta or {})
-    warnings = check_machines(bm, hm, allow_other_machine)
+    check_metrics(base_rows, head_rows)
+    if is_counted(base_rows) and is_counted(head_rows):  # the simulated machine is what counts
+        warnings = check_simulated_machines(base_rows, head_rows, allow_other_machine)
+    else:
+        warnings = check_machines(bm, hm, allow_other_machine)
     check_round_levels(base_rows, head_rows)
     base = {r.key: r for r in base_rows}
     head = {r.key: r for r in head_rows}

@@ -21,6 +21,9 @@ DEFAULT_THRESHOLD = 0.05
 #: sample counts (3 against 3 samples can never reach it); for many samples the
 #: threshold does the work, since samples of one process are not independent.
 DEFAULT_ALPHA = 0.01
+#: Default threshold of counted rows (``--metric instructions``): counts are deterministic,
+#: so 0.5% more instructions per call is a regression (suite.track.counted).
+DEFAULT_COUNT_THRESHOLD = 0.005
 
 
 class CompareError(Exception):
@@ -29,10 +32,12 @@ class CompareError(Exception):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a timing difference counts: ratio beyond ``1 + threshold`` and ``p < alpha``."""
+    """When a timing difference counts: ratio beyond ``1 + threshold`` and ``p < alpha``;
+    a count difference: ratio beyond ``1 + count_threshold``."""
 
     threshold: float = DEFAULT_THRESHOLD
     alpha: float = DEFAULT_ALPHA
+    count_threshold: float = DEFAULT_COUNT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,14 @@ class CompareConfig:
             t = replace(t, **table)
         return t
 
-    def with_cli(self, threshold: float | None, alpha: float | None) -> CompareConfig:
+    def with_cli(
+        self, threshold: float | None, alpha: float | None, count_threshold: float | None = None
+    ) -> CompareConfig:
         """The command line wins over every level of the file."""
-        if threshold is None and alpha is None:
+        if threshold is None and alpha is None and count_threshold is None:
             return self
-        given = {k: v for k, v in (("threshold", threshold), ("alpha", alpha)) if v is not None}
+        pairs = (("threshold", threshold), ("alpha", alpha), ("count_threshold", count_threshold))
+        given = {k: v for k, v in pairs if v is not None}
 
         def strip(tables: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
             return {name: {k: v for k, v in t.items() if k not in given} for name, t in tables.items()}
@@ -69,7 +77,10 @@ class CompareConfig:
 
     def describe(self) -> str:
         d = self.default
-        parts = [f"slower/faster beyond {d.threshold:.0%} and Mann-Whitney p < {d.alpha:g}"]
+        parts = [
+            f"slower/faster beyond {d.threshold:.0%} and Mann-Whitney p < {d.alpha:g}; "
+            f"counts beyond {d.count_threshold:.2%}"
+        ]
         for kind, tables in (("backend", self.backend), ("form", self.form)):
             for name, t in sorted(tables.items()):
                 if t:
@@ -78,12 +89,12 @@ class CompareConfig:
 
 
 def _check_value(where: str, key: str, value: Any) -> float:
-    if key not in ("threshold", "alpha"):
-        raise CompareError(f"{where}: unknown key {key!r} (expected threshold, alpha, backend, form)")
+    if key not in ("threshold", "alpha", "count_threshold"):
+        raise CompareError(f"{where}: unknown key {key!r} (expected threshold, alpha, count_threshold, backend, form)")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise CompareError(f"{where}: {key} must be a number, got {value!r}")
-    if key == "threshold" and not 0 <= value < 10:
-        raise CompareError(f"{where}: threshold must be a fraction in [0, 10) (0.1 means 10%), got {value!r}")
+    if key in ("threshold", "count_threshold") and not 0 <= value < 10:
+        raise CompareError(f"{where}: {key} must be a fraction in [0, 10) (0.1 means 10%), got {value!r}")
     if key == "alpha" and not 0 < value < 1:
         raise CompareError(f"{where}: alpha must be in (0, 1), got {value!r}")
     return float(value)
@@ -132,6 +143,7 @@ def load_config(
         [tool.causal-bench.compare]
         threshold = 0.05          # 5%
         alpha = 0.01
+        count_threshold = 0.005   # counted runs: 0.5% more instructions
         [tool.causal-bench.compare.backend.jax]
         threshold = 0.20
         [tool.causal-bench.compare.form.loop]
