@@ -31,7 +31,12 @@ def tests(session: nox.Session) -> None:
         "pytest",
         *session.posargs,
         # The fleet tests start one two-node Ray cluster, in a sealed network namespace (tests/test_fleet.py).
-        env={"CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS, "CAUSAL_BENCH_REQUIRE_FLEET": "1"},
+        env={
+            "CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS,
+            "CAUSAL_BENCH_REQUIRE_FLEET": "1",
+            # Counted runs' tests (tests/test_counting.py) fail rather than skip without valgrind.
+            "CAUSAL_BENCH_REQUIRE_VALGRIND": "1",
+        },
     )
     if not session.posargs:
         # The pytest-benchmark cases, each run once: they still build, check and sync.
