@@ -40,6 +40,8 @@ def tests(session: nox.Session) -> None:
             "CAUSAL_BENCH_REQUIRE_BACKENDS": ALL_BACKENDS,
             "CAUSAL_BENCH_REQUIRE_FLEET": "1",
             "CAUSAL_BENCH_REQUIRE_BROWSER": "1",
+            # Counted runs' tests (tests/test_counting.py) fail rather than skip without valgrind.
+            "CAUSAL_BENCH_REQUIRE_VALGRIND": "1",
         },
     )
     if not session.posargs:

@@ -18,6 +18,9 @@ from suite.timing import TimerConfig
 
 Shape = tuple[int, int, int]
 
+#: What a case can measure (``Case.metric``): wall-clock time, or instructions counted under valgrind.
+METRICS: tuple[str, ...] = ("time", "instructions")
+
 #: Named size lists. Apart from ``seed`` (the notebook's example) and ``check``,
 #: each varies T at fixed B and C, so the report can fit how time scales with T.
 #: ``default`` is the sweep ``nox -s bench`` runs; ``check`` is the agreement
@@ -128,8 +131,12 @@ class SweepSpec:
     #: Kernels for the forms that have them (``--attention-kernels``); each backend
     #: runs those it offers. Empty: each library's own choice.
     kernels: tuple[str, ...] = ()
+    #: What every case measures: ``time`` or ``instructions`` (``Case.metric``).
+    metric: str = "time"
 
     def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
         for label, values, known in (
             ("backend", self.backends, tuple(REGISTRY)),
             ("form", self.forms, form_names()),
@@ -158,7 +165,7 @@ class SweepSpec:
         """
         sizes = sorted(self.sizes, key=lambda s: (s[0] * s[1] * s[2], s))
         return [
-            Case(b, f, *s, dtype=d, precision=p, input=i, kernel=k)
+            Case(b, f, *s, dtype=d, precision=p, input=i, kernel=k, metric=self.metric)
             for b in self.backends
             for s in sizes
             for d in self.dtypes
@@ -219,3 +226,6 @@ class RunOptions:
     # Fleet (suite.fleet): the Ray cluster that places the cases (auto, local,
     # ray://HOST:PORT, HOST:PORT); "" runs them on this machine.
     cluster: str = ""
+    # Counted runs (``--metric instructions``, suite.count_runner): the folder their
+    # callgrind files go to (``<out>/counts``); "" keeps none.
+    counts_dir: str = ""

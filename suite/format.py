@@ -22,6 +22,13 @@ def format_seconds(s: float) -> str:
     raise AssertionError("unreachable")
 
 
+def format_count(n: float) -> str:
+    """A count (instructions, misses, cycles) in full with thousands separators; ``-`` for NaN."""
+    if n is None or math.isnan(n):
+        return "-"
+    return f"{n:,.0f}"
+
+
 def format_bytes(n: float) -> str:
     """A size with a binary unit a person reads at a glance (B, KiB, MiB, GiB)."""
     if n is None or math.isnan(n):

@@ -23,6 +23,7 @@ from backends._common import numpy_input_dtype
 from backends.base import Ceilings
 from suite.cases import Case, RunOptions
 from suite.contention import measure_watched
+from suite.counting import COUNTED, Hook
 from suite.forms import ITEMSIZE, get_form
 from suite.guards import cost_model, estimated_bytes, guarded, unsupported
 from suite.profiling import HostMemory, after_timing
@@ -136,6 +137,10 @@ def run_case(
         if not agreement.passed:
             return done(status="mismatch", reason=agreement.describe())
         if not options.measure:
+            return done(status="ok", reason=built.notes, peak_mem_bytes=_nan_if_none(adapter.peak_memory()))
+
+        if case.metric == COUNTED:  # under callgrind (suite.count_worker): counted, not timed
+            Hook().count(built.fn, adapter.sync, case.key)
             return done(status="ok", reason=built.notes, peak_mem_bytes=_nan_if_none(adapter.peak_memory()))
 
         timer = Timer(

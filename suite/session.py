@@ -26,6 +26,8 @@ from suite.cases import Case, RunOptions, SweepSpec
 from suite.ceilings import HOST_DEVICE, annotate, measure_host
 from suite.ceilings import from_metadata as ceilings_from_metadata
 from suite.ceilings import to_metadata as ceilings_to_metadata
+from suite.count_runner import CountingRunner
+from suite.counting import COUNTED
 from suite.machine import machine_fingerprint
 from suite.machines import run_machines, with_machines
 from suite.results import (
@@ -49,7 +51,13 @@ ProgressFn = Callable[[int, int, Case, Row | None, float], None]
 FinalWriter = Callable[[Path, dict[str, Any], list[Row]], object]
 
 
-def make_runner(options: RunOptions, on_note: Callable[[str], None] | None = None) -> InProcessRunner | IsolatedRunner:
+Runner = InProcessRunner | IsolatedRunner | CountingRunner
+
+
+def make_runner(options: RunOptions, on_note: Callable[[str], None] | None = None, counted: bool = False) -> Runner:
+    """The runner of a sweep: counted cases each under callgrind, timed ones in workers or here."""
+    if counted:
+        return CountingRunner(options, on_note)
     return IsolatedRunner(options, on_note) if options.isolate else InProcessRunner(options, on_note)
 
 
@@ -92,7 +100,9 @@ def run_cases(
     if options.cluster:  # a Ray cluster places the cases; each node's ceilings judge its rows (suite.fleet)
         yield from fleet.run_cases(cases, options, on_row, progress, infos, machines)
         return
-    rounds = max(options.rounds, 1)
+    counted = any(c.metric == COUNTED for c in cases)
+    # Counts are deterministic: one round says all that more rounds would.
+    rounds = 1 if counted else max(options.rounds, 1)
     infos = infos if infos is not None else {}
     note = getattr(progress, "note", None)
     total = len(cases) * rounds
@@ -108,7 +118,7 @@ def run_cases(
             timer=dataclasses.replace(options.timer, budget_s=options.timer.budget_s / rounds),
             ceilings=options.ceilings and r == 0,
         )
-        runner = make_runner(round_options, note)
+        runner = make_runner(round_options, note, counted)
         try:
             for case in cases:
                 if case.key in final:
@@ -207,7 +217,9 @@ class Session:
         def on_row(row: Row) -> None:
             row.run_id = run_id
             if not options.cluster:  # a fleet's rows name their own node and machine
-                row.machine, row.node = row.machine or here, row.node or host
+                row.node = row.node or host
+                # A counted row names its simulated machine (none when it was not counted).
+                row.machine = row.machine or ("" if row.metric == COUNTED else here)
             # In memory first: a Ctrl-C landing inside the append (its fsync is the
             # slow part) still leaves the row in the files written on the way out.
             self.rows.append(row)

@@ -135,3 +135,45 @@ class OffByTolerance(NumpyBackend):
         tol = tolerance(self.dtype_name(x), precision, x.shape[1])
         wrong = reference(x) * (1 + float(os.environ.get(OFF_BY_ENV, "0") or 0) * tol)
         return Built(lambda: wrong.copy(), built.compile_s, built.notes)
+
+
+# -- Planted: a known extra fraction of counted work, the counted gate's test subject -------
+#
+# ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:Planted`` adds the backend ``planted``: NumPy's
+# adapter, whose every call also does deterministic extra work sized as ``CAUSAL_BENCH_PLANT``
+# (a fraction, default 0; read when a case is built) of the call's own instructions. Counted
+# runs (``--metric instructions``) see it exactly; ``scripts/gatebench.py`` uses it through
+# ``python -m suite run --metric instructions --backends planted``. The size comes from a
+# model of a NumPy cumsum call's instructions, counted under callgrind with NumPy 2.4 and
+# CPython 3.11: about 50,400 per call plus 11.2 per element; the extra work is
+# ``sum(range(k))``, about 174 instructions per step. Other versions shift the model, not
+# the determinism: the same fraction plants the same work in every run.
+
+PLANTED_PLUGIN = "tests.fake_backends:Planted"
+PLANT_ENV = "CAUSAL_BENCH_PLANT"
+CALL_INSTRUCTIONS = 50_400.0
+ELEMENT_INSTRUCTIONS = 11.2
+STEP_INSTRUCTIONS = 174.0
+
+
+def plant_steps(fraction: float, elements: int) -> int:
+    """Steps of ``sum(range(k))`` that add ``fraction`` of a call's modelled instructions."""
+    return round(fraction * (CALL_INSTRUCTIONS + ELEMENT_INSTRUCTIONS * elements) / STEP_INSTRUCTIONS)
+
+
+class Planted(NumpyBackend):
+    name = "planted"
+
+    def build(self, form: str, x: Any, precision: str) -> Built:
+        built = super().build(form, x, precision)
+        fraction = float(os.environ.get(PLANT_ENV, "0") or 0)
+        if fraction < 0:
+            raise ValueError(f"{PLANT_ENV} must be a fraction >= 0, got {fraction}")
+        plain, steps = built.fn, plant_steps(fraction, int(x.size))
+
+        def planted() -> Any:
+            out = plain()
+            sum(range(steps))
+            return out
+
+        return Built(planted, built.compile_s, f"{built.notes} planted {fraction:.2%}".strip())

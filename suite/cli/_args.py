@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backends import DEVICES, DTYPES, PRECISIONS, REGISTRY
-from suite.cases import PRESETS, RunOptions, Shape, SweepSpec, known_kernels, parse_sizes
+from suite.cases import METRICS, PRESETS, RunOptions, Shape, SweepSpec, known_kernels, parse_sizes
 from suite.contention import default_policy
 from suite.forms import form_names
 from suite.reference import INPUT_KINDS
@@ -142,6 +142,23 @@ def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: s
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def metric_arg(p: argparse.ArgumentParser) -> None:
+    """``--metric``: time the cases (default) or count their instructions under valgrind."""
+    p.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="time",
+        help="time: wall-clock (default); instructions: executed instructions, cache misses and estimated "
+        "cycles counted under valgrind's callgrind, CPU only, one thread (needs valgrind and gcc)",
+    )
+
+
+def counted_device(args: argparse.Namespace) -> None:
+    """A usage error when counting is asked for on a GPU (counts are taken on the CPU only)."""
+    if getattr(args, "metric", "time") == "instructions" and args.device not in ("auto", "cpu"):
+        raise UsageError(f"--metric instructions counts on the CPU only; drop --device {args.device}")
+
+
 def threshold_args(p: argparse.ArgumentParser) -> None:
     """The gate's thresholds, for the commands that give verdicts."""
     p.add_argument(
@@ -152,6 +169,13 @@ def threshold_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--alpha", type=fraction, default=None, help="significance level of the test; overrides the config file"
+    )
+    p.add_argument(
+        "--count-threshold",
+        type=positive(float),
+        default=None,
+        help="counted runs (--metric instructions): more instructions per call beyond this fraction is slower "
+        "(default 0.005 = 0.5%%); overrides the config file",
     )
     p.add_argument(
         "--config",
@@ -211,6 +235,7 @@ def spec_from(args: argparse.Namespace) -> SweepSpec:
             precisions=args.precisions,
             inputs=args.inputs,
             kernels=args.attention_kernels,
+            metric=getattr(args, "metric", "time"),
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

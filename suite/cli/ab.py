@@ -8,8 +8,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from suite.cli._args import UsageError, fraction, positive, prepare_out, spec_from, sweep_args, threshold_args
+from suite.cli._args import (
+    UsageError,
+    counted_device,
+    fraction,
+    metric_arg,
+    positive,
+    prepare_out,
+    spec_from,
+    sweep_args,
+    threshold_args,
+)
 from suite.cli.compare import compare_config, emit
+from suite.count_runner import START_S
+from suite.counting import COUNTED, SLOWDOWN
 from suite.track import ab
 from suite.track.compare import CompareError, compare_rows
 from suite.track.config import rounds_warning
@@ -24,6 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("base_rev", help="base revision (commit, branch, tag)")
     p.add_argument("head_rev", help="head revision")
     sweep_args(p, "default", "normal")
+    metric_arg(p)
     p.add_argument("--repo", type=Path, default=Path("."), help="the git repository; default .")
     p.add_argument("--out", type=Path, default=Path("results/ab"), help="output folder; default results/ab")
     p.add_argument(
@@ -42,11 +55,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    counted_device(args)
     spec = spec_from(args)
     config = compare_config(args)
     cases = spec.cases()
     groups = [ab.case_flags(c) for c in cases]
     flags = ab.run_flags(args)
+    counted = spec.metric == COUNTED
 
     def progress(line: str) -> None:
         if not args.quiet:
@@ -70,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
                     (sides[0], sides[1]),
                     groups,
                     flags,
-                    args.rounds,
+                    1 if counted else args.rounds,  # counts are deterministic: one process a side
                     Path(work),
-                    timeout_s=args.timeout * 2 + 300,
+                    timeout_s=(args.timeout * SLOWDOWN + START_S if counted else args.timeout * 2) + 300,
                     progress=progress,
                 )
     except ab.ABError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 
 from backends import DTYPES, PRECISIONS
 from suite.cases import Case, SweepSpec
-from suite.cli._args import UsageError, fraction, positive, threshold_args
+from suite.cli._args import UsageError, fraction, metric_arg, positive, threshold_args
 from suite.cli.compare import compare_config
+from suite.count_runner import START_S
+from suite.counting import COUNTED, SLOWDOWN
 from suite.reference import INPUT_KINDS
 from suite.track import ab
 from suite.track import bisect as bisect_mod
@@ -35,6 +38,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--timeout", type=positive(float), default=120.0, help="per-case timeout in seconds; default 120")
     p.add_argument("--threads", type=positive(int), default=None, help="CPU threads; default the libraries' own")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    metric_arg(p)
     threshold_args(p)
 
 
@@ -72,7 +76,8 @@ def parse_case(key: str) -> Case:
 
 
 def run(args: argparse.Namespace) -> int:
-    case = parse_case(args.case)
+    case = dataclasses.replace(parse_case(args.case.removesuffix("@instructions")), metric=args.metric)
+    counted = case.metric == COUNTED
     config = compare_config(args)
     try:
         commits = bisect_mod.history(args.repo, args.good, args.bad)
@@ -89,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.threads is not None:
         flags.append(("--threads", str(args.threads)))
+    if counted:
+        flags.append(("--metric", case.metric))
 
     def progress(line: str) -> None:
         if not args.quiet:
@@ -103,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
                 good=ab.Side("base", good_path, label=good_sha[:10]),
                 case=case,
                 flags=flags,
-                rounds=args.rounds,
+                rounds=1 if counted else args.rounds,  # counts are deterministic
                 config=config,
                 work=Path(work),
-                timeout_s=args.timeout * 2 + 300,
+                timeout_s=(args.timeout * SLOWDOWN + START_S if counted else args.timeout * 2) + 300,
             )
             result = bisect_mod.search(commits, prober, progress)
     except (ab.ABError, bisect_mod.BisectError) as e:

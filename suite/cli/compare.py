@@ -15,6 +15,7 @@ from suite.results import write_atomic
 from suite.track import render
 from suite.track.compare import CompareError, Comparison, compare_rows
 from suite.track.config import CompareConfig, load_config
+from suite.track.counted import add_grown_functions
 
 
 def add_parser(sub: Any) -> None:
@@ -37,7 +38,7 @@ def compare_config(args: argparse.Namespace) -> CompareConfig:
         config = load_config(args.config, tuple(REGISTRY), form_names())
     except CompareError as e:
         raise UsageError(str(e)) from None
-    return config.with_cli(args.threshold, args.alpha)
+    return config.with_cli(args.threshold, args.alpha, args.count_threshold)
 
 
 def emit(comparison: Comparison, out: Path | None) -> int:
@@ -68,4 +69,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except CompareError as e:
         raise UsageError(str(e)) from None
+    add_grown_functions(comparison.cases, results_folder(args.base), results_folder(args.head))
     return emit(comparison, args.out)
+
+
+def results_folder(path: Path) -> Path:
+    """The folder a stored run's relative paths (its callgrind files) start from."""
+    return path if path.is_dir() else path.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.cli._args import UsageError, load, prepare_out
-from suite.report.export import FORMATS, export_text, timed_rows
+from suite.report.export import FORMATS, export_text, exported_rows
 from suite.results import write_atomic
 
 
@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     _, rows = load(args.results)
     text = export_text(rows, args.format)
-    left_out = len(rows) - len(timed_rows(rows))
+    left_out = len(rows) - len(exported_rows(rows))
     if args.out is None:
         print(text, end="")
     else:

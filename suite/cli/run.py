@@ -13,9 +13,20 @@ from backends import REGISTRY
 from backends._common import HostBackend
 from suite import machine
 from suite.cases import Case
-from suite.cli._args import UsageError, fraction, options_from, positive, spec_from, sweep_args
+from suite.cli._args import (
+    UsageError,
+    counted_device,
+    fraction,
+    metric_arg,
+    options_from,
+    positive,
+    spec_from,
+    sweep_args,
+)
 from suite.cli.progress import Progress
 from suite.contention import POLICIES, default_policy
+from suite.count_runner import COUNTS_DIR
+from suite.counting import MISSING_VALGRIND, valgrind
 from suite.profiling import PROFILES_DIR
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, FAILED_STATUSES, JSON_NAME, REPORT_NAME, ResultsError
@@ -31,6 +42,7 @@ DEFAULT_BUDGET = 0.2
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="check and time a sweep; write CSV, JSON and markdown")
     sweep_args(p, "default", "normal")
+    metric_arg(p)
     p.add_argument("--out", type=Path, default=Path("results/local"), help="output folder; default results/local")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished cases")
     p.add_argument(
@@ -134,9 +146,16 @@ def warn_rounds(rounds: int | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    counted_device(args)
     args.rounds = warn_rounds(args.rounds)
     spec = spec_from(args)
     options = options_from(args)
+    if spec.metric == "instructions":
+        if options.cluster:
+            raise UsageError("--metric instructions runs on this machine; drop --cluster")
+        options = dataclasses.replace(options, counts_dir=str((args.out / COUNTS_DIR).resolve()))
+        if valgrind() is None:
+            print(f"warning: {MISSING_VALGRIND}; every counted case is written as skipped", file=sys.stderr)
     if args.profile:
         options = dataclasses.replace(options, profile_dir=str((args.out / PROFILES_DIR).resolve()))
     if options.timer.cold_cache and not any(can_flush(b, options.device) for b in spec.backends):

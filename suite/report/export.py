@@ -12,6 +12,11 @@ Both carry one entry per timed (``ok``) case, named by its case key; the value i
 the median time per call in nanoseconds, and the bounds are the median's 95%
 confidence interval from the run. Cases that did not run or failed have no time
 and are left out (the caller is told how many).
+
+Counted cases (``--metric instructions``, keys ending ``@instructions``) are their own
+measure: Bencher's ``instructions`` and ``estimated-cycles`` (the measures its Iai
+adapters use), and a github-action-benchmark entry whose unit is ``instructions``.
+Counts are exact, so they carry no bounds.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from suite.counting import COUNTED
+from suite.format import format_count
 from suite.results import Row
 
 FORMATS = ("github-action-benchmark", "bencher")
@@ -29,9 +36,23 @@ BENCHER_MEASURE = "latency"
 _NS = 1e9
 
 
+#: Bencher's built-in measures for counted rows.
+BENCHER_COUNT_MEASURES = {"instructions": "instructions", "estimated-cycles": "est_cycles"}
+
+
 def timed_rows(rows: Sequence[Row]) -> list[Row]:
     """Rows with a usable median (``ok`` and finite)."""
     return [r for r in rows if r.status == "ok" and math.isfinite(r.median_s) and r.median_s > 0]
+
+
+def counted_rows(rows: Sequence[Row]) -> list[Row]:
+    """Counted rows with usable counts (``ok``, instructions finite)."""
+    return [r for r in rows if r.status == "ok" and r.metric == COUNTED and math.isfinite(r.instructions)]
+
+
+def exported_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows an exporter writes: timed and counted."""
+    return [*timed_rows(rows), *counted_rows(rows)]
 
 
 def _g(x: float) -> str:
@@ -55,6 +76,17 @@ def github_action_benchmark(rows: Sequence[Row]) -> list[dict[str, Any]]:
         ]
         entry["extra"] = "\n".join(e for e in extra if e)
         out.append(entry)
+    for r in counted_rows(rows):
+        extra = [
+            f"est. cycles: {format_count(r.est_cycles)}",
+            f"L1 misses: {format_count(r.l1_misses)}",
+            f"LL misses: {format_count(r.ll_misses)}",
+            f"simulated machine: {r.machine}",
+            f"run: {r.run_id}" if r.run_id else "",
+        ]
+        out.append(
+            {"name": r.key, "unit": "instructions", "value": r.instructions, "extra": "\n".join(e for e in extra if e)}
+        )
     return out
 
 
@@ -67,6 +99,12 @@ def bencher_metric_format(rows: Sequence[Row]) -> dict[str, dict[str, dict[str, 
             metric["lower_value"] = r.ci_low_s * _NS
             metric["upper_value"] = r.ci_high_s * _NS
         out[r.key] = {BENCHER_MEASURE: metric}
+    for r in counted_rows(rows):
+        out[r.key] = {
+            slug: {"value": float(getattr(r, column))}
+            for slug, column in BENCHER_COUNT_MEASURES.items()
+            if math.isfinite(getattr(r, column))
+        }
     return out
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.report.counts import COUNTS_INTRO, count_tables, counted
 from suite.report.machines import across_machines, machines_line
 from suite.report.scaling import find_crossovers, fit_scaling
 from suite.report.tables import (
@@ -99,7 +100,7 @@ def render(
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     libs = ", ".join(f"{k} {v}" for k, v in machine.get("libraries", {}).items())
-    lines = [
+    head = [
         "# causal-bench report",
         "",
         f"- run: `{meta.get('run_id', '?')}`" + (" (interrupted, partial)" if meta.get("interrupted") else ""),
@@ -112,6 +113,11 @@ def render(
         f"- libraries: {libs or '?'}",
         f"- cases: {len(rows)} ({summary or 'none'})",
         "",
+    ]
+    if counted(rows):  # a counted run: counts in place of every time table
+        return "\n".join([*head, *counted_sections(rows)]).rstrip("\n") + "\n"
+    lines = [
+        *head,
         "## Summary",
         "",
         *contention_lines(rows),
@@ -188,6 +194,26 @@ def render(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def counted_sections(rows: Sequence[Row]) -> list[str]:
+    """The report of a counted run: the counts, correctness and what did not run; no times, no plots."""
+    return [
+        "## Counts",
+        "",
+        COUNTS_INTRO,
+        "",
+        *count_tables(rows),
+        "## Correctness",
+        "",
+        "Relative error is ||out - ref|| / ||ref|| against a float64 reference on the same input.",
+        "",
+        *correctness_table(rows),
+        "",
+        "## Not run",
+        "",
+        *not_run_table(rows),
+    ]
+
+
 @dataclass
 class WrittenReport:
     """What ``write_report`` wrote: the markdown, the figures, and why there are none."""
@@ -207,7 +233,9 @@ def write_report(
     """
     written = WrittenReport(out_dir / name)
     links: list[PlotLink] = []
-    if plots:
+    if plots and counted(rows):
+        written.note = "A counted run has no time plots."
+    elif plots:
         from suite.report.plots import PlotsUnavailable, write_plots
 
         try:

@@ -151,6 +151,8 @@ def run_flags(args: Any) -> list[Flag]:
     ]
     if args.threads is not None:
         flags.append(("--threads", str(args.threads)))
+    if getattr(args, "metric", "time") != "time":
+        flags.append(("--metric", args.metric))
     if args.no_isolate:
         flags.append(("--no-isolate", None))
     return flags

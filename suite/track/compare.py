@@ -79,6 +79,7 @@ from typing import Any
 
 import numpy as np
 
+from suite.counting import COUNTED
 from suite.machine import machine_fingerprint
 from suite.report.scaling import exponent_changes
 from suite.results import FAILED_STATUSES, Row
@@ -94,6 +95,7 @@ from suite.stats import (
     two_level_ratio,
 )
 from suite.track.config import CompareConfig, CompareError, Thresholds
+from suite.track.counted import check_metrics, check_simulated_machines, count_verdict, is_counted
 
 __all__ = [
     "IMPROVEMENTS",
@@ -131,6 +133,9 @@ class CaseComparison:
     threshold: float = math.nan
     alpha: float = math.nan
     note: str = ""
+    #: Counted cases that got slower: the functions whose own instructions per call grew
+    #: most, (name, base, head) (``suite.track.counted.add_grown_functions``).
+    functions: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def row(self) -> Row:
@@ -237,19 +242,6 @@ def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
     return {**out, "verdict": "same", "note": note}
 
 
-def count_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
-    """Counted rows (metric ``instructions``): the ratio of instructions per call against
-    ``count_threshold`` alone; counts are deterministic, so there is no test."""
-    b, h = base.instructions, head.instructions
-    out: dict[str, Any] = {"threshold": limits.count_threshold, "alpha": math.nan}
-    if not (math.isfinite(b) and math.isfinite(h)) or b <= 0:
-        return {**out, "verdict": "same", "note": "no instruction counts to compare"}
-    ratio = h / b
-    up = 1 + limits.count_threshold
-    verdict = "slower" if ratio > up else "faster" if ratio < 1 / up else "same"
-    return {**out, "ratio": ratio, "verdict": verdict, "note": "instructions per call"}
-
-
 def compare_case(key: str, base: Row | None, head: Row | None, config: CompareConfig) -> CaseComparison:
     """The verdict for one case key (either row may be missing)."""
     if base is None or head is None:
@@ -267,7 +259,7 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
         reason = (head if side == "head" else base).reason
         return CaseComparison(key, "skipped", base, head, note=f"{side} skipped: {reason}")
     limits = config.for_case(head.backend, head.form)
-    if head.metric == "instructions":  # deterministic: no rounds, no contention, no test
+    if head.metric == COUNTED:  # deterministic counts: the relative threshold alone
         return CaseComparison(key, base=base, head=head, **count_verdict(base, head, limits))
     figures = rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
@@ -371,7 +363,11 @@ def compare_rows(
     """Match rows by key and judge each case. Raises CompareError for other machines."""
     config = config or CompareConfig()
     bm, hm = dict(base_meta or {}), dict(head_meta or {})
-    warnings = check_machines(bm, hm, allow_other_machine)
+    check_metrics(base_rows, head_rows)
+    if is_counted(base_rows) and is_counted(head_rows):  # the simulated machine is what counts
+        warnings = check_simulated_machines(base_rows, head_rows, allow_other_machine)
+    else:
+        warnings = check_machines(bm, hm, allow_other_machine)
     check_round_levels(base_rows, head_rows)
     base = {r.key: r for r in base_rows}
     head = {r.key: r for r in head_rows}

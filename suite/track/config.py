@@ -23,8 +23,8 @@ DEFAULT_THRESHOLD = 0.05
 #: sample counts (3 against 3 samples can never reach it); for many samples the
 #: threshold does the work, since samples of one process are not independent.
 DEFAULT_ALPHA = 0.01
-#: Default threshold of counted rows (metric ``instructions``): counts are deterministic,
-#: so a relative change beyond this fraction is the whole rule (no test, no rounds).
+#: Default threshold of counted rows (``--metric instructions``): counts are deterministic,
+#: so 0.5% more instructions per call is a regression (suite.track.counted).
 DEFAULT_COUNT_THRESHOLD = 0.005
 
 
@@ -61,11 +61,14 @@ class CompareConfig:
             t = replace(t, **table)
         return t
 
-    def with_cli(self, threshold: float | None, alpha: float | None) -> CompareConfig:
+    def with_cli(
+        self, threshold: float | None, alpha: float | None, count_threshold: float | None = None
+    ) -> CompareConfig:
         """The command line wins over every level of the file."""
-        if threshold is None and alpha is None:
+        if threshold is None and alpha is None and count_threshold is None:
             return self
-        given = {k: v for k, v in (("threshold", threshold), ("alpha", alpha)) if v is not None}
+        pairs = (("threshold", threshold), ("alpha", alpha), ("count_threshold", count_threshold))
+        given = {k: v for k, v in pairs if v is not None}
 
         def strip(tables: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
             return {name: {k: v for k, v in t.items() if k not in given} for name, t in tables.items()}
@@ -164,6 +167,7 @@ def load_config(
         [tool.causal-bench.compare]
         threshold = 0.05          # 5%
         alpha = 0.01
+        count_threshold = 0.005   # counted runs: 0.5% more instructions
         [tool.causal-bench.compare.backend.jax]
         threshold = 0.20
         [tool.causal-bench.compare.form.loop]

@@ -16,7 +16,8 @@ from dataclasses import asdict
 from typing import Any
 
 from suite.cases import Case
-from suite.format import csv_cell, format_p, format_ratio, format_seconds, markdown_table
+from suite.counting import COUNTED
+from suite.format import csv_cell, format_count, format_p, format_ratio, format_seconds, markdown_table
 from suite.machine import machine_fingerprint
 from suite.results import Row
 from suite.track.compare import IMPROVEMENTS, REGRESSIONS, VERDICTS, CaseComparison, Comparison
@@ -27,9 +28,30 @@ MD_NAME, CSV_NAME, JSON_NAME = "compare.md", "compare.csv", "compare.json"
 
 
 def _time(r: Row | None) -> str:
+    """A row's figure: its median time, or its instructions per call when it was counted."""
     if r is None:
         return "-"
-    return format_seconds(r.median_s) if r.status == "ok" else f"*{r.status}*"
+    if r.status != "ok":
+        return f"*{r.status}*"
+    return f"{format_count(r.instructions)} instr" if r.metric == COUNTED else format_seconds(r.median_s)
+
+
+def _counted(c: CaseComparison) -> bool:
+    return c.row.case.metric == COUNTED
+
+
+def _functions(cases: Sequence[CaseComparison]) -> list[str]:
+    """What got slower, by function: per regressed counted case, the functions whose own instructions grew most."""
+    lines: list[str] = []
+    for c in cases:
+        if not c.functions:
+            continue
+        lines += ["", f"`{c.key}`: instructions per call, own (self) cost", ""]
+        body = [
+            [f"`{name}`", format_count(b), format_count(h), f"+{format_count(h - b)}"] for name, b, h in c.functions
+        ]
+        lines += markdown_table(["function", "base", "head", "grew by"], body)
+    return ["", "#### What got slower, by function", *lines] if lines else []
 
 
 def _table(cases: Sequence[CaseComparison]) -> list[str]:
@@ -40,7 +62,10 @@ def _table(cases: Sequence[CaseComparison]) -> list[str]:
             f"**{c.verdict}**" if c.verdict in REGRESSIONS else c.verdict,
             _time(c.base),
             _time(c.head),
-            format_ratio(c.ratio, (c.ci_low, c.ci_high)),
+            # Counts carry no interval; their threshold is fractions of a percent.
+            f"{c.ratio:.4f}"
+            if _counted(c) and math.isfinite(c.ratio)
+            else format_ratio(c.ratio, (c.ci_low, c.ci_high)),
             format_p(c.p_value),
             c.note,
         ]
@@ -82,7 +107,7 @@ def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str
         lines += ["", f"> **Warning:** {w}"]
     regress, improve, rest = _ordered(cmp)
     if regress:
-        lines += ["", f"### Regressions ({len(regress)})", "", *_table(regress)]
+        lines += ["", f"### Regressions ({len(regress)})", "", *_table(regress), *_functions(regress)]
     if improve:
         lines += ["", f"### Improvements ({len(improve)})", "", *_table(improve)]
     if cmp.scaling:

@@ -1,0 +1,39 @@
+"""The counted worker: one case, in a process running under callgrind (``suite.count_runner`` starts it).
+
+``python -m suite.count_worker JOB RESULT``: JOB is a pickled ``(Case, RunOptions)``;
+the case goes through the one case pipeline (``suite.runner.run_case``: guards, build,
+agreement check, then the counted calls through ``suite.counting.Hook``), and RESULT
+receives the pickled ``(BackendInfo, Row)``. The row's machine is the simulated one.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+from suite.counting import dispatch_levels, header_version, simulated_machine
+from suite.results import Row
+from suite.runner import BackendInfo, first_line, open_backend, run_case
+
+
+def main(job: Path, result: Path) -> int:
+    case, options = pickle.loads(job.read_bytes())
+    try:
+        adapter, info = open_backend(case.backend, options)
+    except Exception as e:
+        info = BackendInfo(case.backend, False, f"failed to start: {first_line(e)}")
+    if not info.available:
+        row = Row(case, status="skipped", reason=info.reason)
+    else:
+        row = run_case(case, adapter, options, info.threads)
+        row.device = f"{row.device} (callgrind)" if row.device else "cpu (callgrind)"
+    row.machine = simulated_machine(dispatch_levels(), header_version())
+    tmp = result.with_name(result.name + ".tmp")
+    tmp.write_bytes(pickle.dumps((info, row)))
+    tmp.replace(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,199 @@
+"""Counted runs (``--metric instructions``): the callgrind file reader, and runs end to end under valgrind.
+
+The end-to-end tests need valgrind and gcc; without them they are skipped, except where
+``CAUSAL_BENCH_REQUIRE_VALGRIND=1`` (``nox -s tests``, CI) turns the skip into a failure.
+Counted cases stay tiny (2x8x4); torch, 14 s to start under valgrind, is counted once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from suite.callgrind import CallgrindDump, grown_functions, read_dump
+from suite.cli import main
+from suite.counting import COUNTED_CALLS, MISSING_VALGRIND, counting_env, valgrind_command
+from suite.results import load_run
+from tests.fake_backends import PLANT_ENV, PLANTED_PLUGIN
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRE = os.environ.get("CAUSAL_BENCH_REQUIRE_VALGRIND") == "1"
+
+SAMPLE = """\
+# callgrind format
+version: 1
+positions: line
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+summary: 0
+
+ob=(1) /lib/libm.so
+fl=(1) a.c
+fn=(1) kernel
+10 100 40 20 3 2 1 1 1 0
++2 50 10
+cfn=(2) helper
+calls=3 20
+12 900 1 1
+fn=(2)
+20 30 5 5 1
+fn=(3) other
+5 7
+totals: 187 55 25 4 2 1 1 1 0
+"""
+
+
+def test_read_dump_totals_functions_and_weights(tmp_path: Path) -> None:
+    path = tmp_path / "callgrind.out.1"
+    path.write_text(SAMPLE, encoding="utf-8")
+    d = read_dump(path)
+    assert d.instructions == 187
+    # Self cost only: the line after calls= is the callee's inclusive cost, not kernel's.
+    assert d.functions == {"kernel": 150, "helper": 30, "other": 7}
+    assert d.l1_misses == 4 + 2 + 1 and d.ll_misses == 1 + 1 + 0
+    # accesses 187 + 55 + 25 = 267; RAM 2, LL hits 7 - 2 = 5, L1 hits 267 - 5 - 2 = 260
+    assert d.est_cycles == 260 + 5 * 5 + 35 * 2
+
+
+def test_grown_functions_most_grown_first() -> None:
+    base = CallgrindDump({"Ir": 0}, {"a": 100, "b": 50, "c": 10})
+    head = CallgrindDump({"Ir": 0}, {"a": 101, "b": 80, "c": 5, "d": 9})
+    assert grown_functions(base, head) == [("b", 50, 80), ("d", 0, 9), ("a", 100, 101)]
+
+
+def test_counting_env_pins_threads_hash_and_dispatch() -> None:
+    env = counting_env({"OPENBLAS_L2_SIZE": "1", "XLA_FLAGS": "--x", "OMP_NUM_THREADS": "8"})
+    assert env["OMP_NUM_THREADS"] == "1" and env["PYTHONHASHSEED"] == "0"
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["OPENBLAS_CORETYPE"] == "Haswell"
+    assert "OPENBLAS_L2_SIZE" not in env and env["XLA_FLAGS"].startswith("--x ")
+    cmd = valgrind_command(Path("/tmp/o"), ["python"])
+    assert "--instr-atstart=no" in cmd and "--D1=32768,8,64" in cmd and cmd[-1] == "python"
+
+
+@pytest.fixture(scope="module")
+def valgrind_here() -> None:
+    missing = [tool for tool in ("valgrind", "gcc") if shutil.which(tool) is None]
+    if missing or not Path("/usr/include/valgrind/callgrind.h").exists():
+        why = f"counting needs valgrind, gcc and valgrind's headers (missing: {', '.join(missing) or 'headers'})"
+        if REQUIRE:
+            pytest.fail(f"{why}; CAUSAL_BENCH_REQUIRE_VALGRIND=1 requires them: apt-get install valgrind gcc")
+        pytest.skip(why)
+
+
+def count(out: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    run_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    argv = [sys.executable, "-m", "suite", "run", "--metric", "instructions", "--sizes", "2x8x4", "--quiet"]
+    return subprocess.run(
+        [*argv, "--out", str(out), *flags], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def planted_runs(tmp_path_factory: pytest.TempPathFactory, valgrind_here: None) -> dict[str, Path]:
+    """numpy cumsum counted twice, and the planted backend at 0 and at +5%."""
+    base = tmp_path_factory.mktemp("counted")
+    runs: dict[str, Path] = {}
+    for name, plant in (("first", "0"), ("second", "0"), ("planted", "0.05")):
+        runs[name] = base / name
+        done = count(
+            runs[name], "--backends", "numpy,planted", "--forms", "cumsum",
+            env={"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_ENV: plant},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return runs
+
+
+def ok_row(folder: Path, backend: str):
+    rows = [r for r in load_run(folder)[1] if r.backend == backend]
+    assert len(rows) == 1 and rows[0].status == "ok", rows
+    return rows[0]
+
+
+def test_counted_row_has_per_call_counts_and_its_file(planted_runs: dict[str, Path]) -> None:
+    row = ok_row(planted_runs["first"], "numpy")
+    assert row.key.endswith("@instructions") and row.metric == "instructions"
+    assert 1e4 < row.instructions < 1e7 and row.n_samples == COUNTED_CALLS
+    assert 0 < row.ll_misses <= row.l1_misses < row.instructions < row.est_cycles
+    assert row.machine.startswith("sim-") and row.rel_err < row.tol
+    assert read_dump(planted_runs["first"] / row.counts).instructions == pytest.approx(row.instructions * COUNTED_CALLS)
+
+
+def test_the_same_case_counted_twice_agrees_within_a_tenth_of_a_percent(planted_runs: dict[str, Path]) -> None:
+    a, b = ok_row(planted_runs["first"], "numpy"), ok_row(planted_runs["second"], "numpy")
+    assert b.instructions == pytest.approx(a.instructions, rel=1e-3)
+    assert b.est_cycles == pytest.approx(a.est_cycles, rel=1e-3)
+    assert a.machine == b.machine
+
+
+def test_planted_work_raises_the_count(planted_runs: dict[str, Path]) -> None:
+    plain, planted = ok_row(planted_runs["first"], "planted"), ok_row(planted_runs["planted"], "planted")
+    assert 1.02 < planted.instructions / plain.instructions < 1.15
+    # numpy's own row did not move: the planted work is the plant's alone
+    numpy_ratio = (
+        ok_row(planted_runs["planted"], "numpy").instructions / ok_row(planted_runs["first"], "numpy").instructions
+    )
+    assert numpy_ratio == pytest.approx(1.0, rel=1e-3)
+
+
+def test_compare_of_counted_runs_judges_the_plant_and_lists_functions(
+    planted_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", str(planted_runs["first"]), str(planted_runs["planted"])]) == 1
+    out = capsys.readouterr().out
+    slower = [line for line in out.splitlines() if "**slower**" in line]
+    assert len(slower) == 1 and "planted:cumsum" in slower[0]
+    assert "What got slower, by function" in out
+    table = out.split("What got slower, by function")[1]
+    assert table.count("| `") >= 2  # function lines, each with its growth
+
+
+def test_compare_refuses_a_timed_run_against_a_counted_one(
+    planted_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    timed = tmp_path / "timed"
+    assert main(["run", "--backends", "numpy", "--forms", "cumsum", "--sizes", "2x8x4", "--budget", "0.02",
+                 "--warmup", "0.01", "--rounds", "1", "--no-ceilings", "--quiet", "--no-isolate",
+                 "--out", str(timed)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(timed), str(planted_runs["first"])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "never compared" in err
+
+
+def test_without_valgrind_rows_are_skipped_with_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = count(tmp_path / "run", "--backends", "numpy", "--forms", "cumsum,matrix", env={"PATH": str(empty)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(MISSING_VALGRIND) == 1 and len(done.stderr.splitlines()) == 1
+    rows = load_run(tmp_path / "run")[1]
+    assert len(rows) == 2 and all(r.status == "skipped" and "apt-get install valgrind" in r.reason for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "gpu"], "counts on the CPU only"),
+        (["--backends", "tensorflow"], "unknown backend 'tensorflow'"),
+        (["--metric", "cycles"], "invalid choice"),
+    ],
+)
+def test_bad_counted_arguments_exit_2(flags: list[str], message: str, tmp_path: Path, capsys) -> None:
+    argv = ["run", "--metric", "instructions", *flags, "--out", str(tmp_path / "x"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_torch_counted_once(tmp_path: Path, valgrind_here: None) -> None:
+    pytest.importorskip("torch")
+    done = count(tmp_path / "torch", "--backends", "torch,triton", "--forms", "cumsum")
+    assert done.returncode == 0, done.stderr
+    rows = {r.backend: r for r in load_run(tmp_path / "torch")[1]}
+    assert rows["torch"].status == "ok" and rows["torch"].instructions > 1e4
+    assert rows["triton"].status == "skipped" and "CPU only" in rows["triton"].reason
