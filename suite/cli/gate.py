@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suite.cli._args import UsageError, positive, prepare_out
+from suite.cli._args import UsageError, positive, prepare_out, threshold_args
 from suite.cli.compare import compare_config
 from suite.results import write_atomic
 from suite.track import ab, gate
@@ -41,14 +41,11 @@ def add_parser(sub: Any) -> None:
         default=gate.GATE_BUDGET,
         help=f"seconds of sampling per case and round; default {gate.GATE_BUDGET}",
     )
-    p.add_argument(
-        "--config", type=Path, default=None, help="TOML with [tool.causal-bench.compare]; default ./pyproject.toml"
-    )
+    threshold_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def run(args: argparse.Namespace) -> int:
-    args.threshold = args.alpha = None  # the file's thresholds; compare_config reads them
     config = compare_config(args)
     try:
         for rev in (args.base_rev, args.head_rev):
