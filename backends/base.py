@@ -112,6 +112,10 @@ class Backend(ABC):
     #: kernels), the library's own choice first. A case of such a form names its
     #: kernel (``Case.kernel``); forms not listed take no kernel.
     form_kernels: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Hand-tuned implementations of a form beyond the library's own idiom (``forms``),
+    #: by form and variant name, each with what computes it in the adapter's terms
+    #: (read by its :meth:`_build_variant`). A case names one in ``Case.variant``.
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
 
     def __init__(self, device: str = "auto") -> None:
         if device not in DEVICES:
@@ -180,6 +184,25 @@ class Backend(ABC):
             raise CaseUnsupported(reason)
         return self._build_kernel(form, x, precision, kernel)
 
+    def build_variant(self, form: str, x: Any, precision: str, variant: str) -> Built:
+        """:meth:`build` of a hand-tuned ``variant`` of ``form`` (``form_variants``).
+
+        Raises :class:`CaseUnsupported` with :meth:`supports`' or
+        :meth:`variant_unsupported`'s reason; otherwise the adapter's :meth:`_build_variant`.
+        """
+        reason = self.supports(form, self.dtype_name(x), precision) or self.variant_unsupported(form, variant)
+        if reason:
+            raise CaseUnsupported(reason)
+        return self._build_variant(form, x, precision, variant)
+
+    def build_case(self, form: str, x: Any, precision: str, kernel: str = "", variant: str = "") -> Built:
+        """The callable a case names: its ``variant`` if any, else ``form`` with its ``kernel``."""
+        if variant:
+            return self.build_variant(form, x, precision, variant)
+        if kernel:
+            return self.build_kernel(form, x, precision, kernel)
+        return self.build(form, x, precision)
+
     @abstractmethod
     def _build(self, form: str, x: Any, precision: str) -> Built:
         """The computation of a supported ``form`` on ``x``, ready to call.
@@ -195,6 +218,23 @@ class Backend(ABC):
         :class:`CaseUnsupported` with the library's reason.
         """
         raise CaseUnsupported(f"{self.name} has no kernels for {form}")
+
+    def _build_variant(self, form: str, x: Any, precision: str, variant: str) -> Built:
+        """The computation of a supported ``variant`` of ``form``, ready to call.
+
+        Adapters that list variants in ``form_variants`` implement this.
+        """
+        raise CaseUnsupported(f"{self.name} has no variants of {form}")
+
+    def variant_unsupported(self, form: str, variant: str) -> str | None:
+        """Why this backend has no ``variant`` of ``form`` ("" is the idiom, always offered), or None."""
+        if not variant:
+            return None
+        offered = self.form_variants.get(form, {})
+        if variant not in offered:
+            choice = f"; it offers {', '.join(offered)}" if offered else ""
+            return f"{self.name} has no {form} variant {variant!r}{choice}"
+        return None
 
     @classmethod
     def default_kernel(cls, form: str) -> str:

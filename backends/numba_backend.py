@@ -1,18 +1,20 @@
-"""Numba adapter: the forms as compiled CPU loops (``@njit(parallel=True)``).
+"""Numba adapter: the forms as compiled CPU loops.
 
-Two forms are loops by nature and compile to what a C programmer would write:
+Each form's idiom is what a Numba user writes first: a plain ``@njit`` loop,
+serial. Spreading the work over threads (``prange`` under ``parallel=True``) is
+tuning beyond that, so it is the ``parallel`` variant of each form
+(``form_variants``; names are promises):
 
-- ``cumsum``: one pass over x. Each task owns one row b (a C-tile of it when B
-  is smaller than the thread count); it walks T once, carries the running sums
-  of its columns in float64 (so float32 input keeps full accuracy under the
-  large common offset), and writes the mean at once: the division is fused into
-  the pass. Tasks run in parallel (``prange``); the columns are contiguous in
-  memory and vectorise. This is the form that can reach the memory roofline on
-  a CPU.
+- ``cumsum``: one pass over x, for each row b walking T once, the running sums of
+  the columns carried in float64 (``np.zeros(C)``'s own dtype, so float32 input
+  keeps full accuracy under a large common offset) and the mean written at once.
+  ``cumsum[parallel]`` is the same pass tiled for threads: each task owns one row
+  b (a C-tile of it when B is smaller than the thread count), on unit-stride row
+  views that vectorise. It is the form that can reach the memory roofline on a CPU.
 - ``loop``: the notebook's double loop, compiled: for every (b, t) the mean of
-  x[b, :t+1] recomputed from scratch, O(B T^2 C), parallel over b. It shows what
-  compiling the Python loop buys without changing the algorithm (the form's
-  cost model counts exactly this work).
+  x[b, :t+1] recomputed from scratch, O(B T^2 C). It shows what compiling the
+  Python loop buys without changing the algorithm (the form's cost model counts
+  exactly this work). ``loop[parallel]`` runs the rows b in parallel.
 
 Matmul forms belong to BLAS-backed backends and the chunked form is a way to
 vectorise a scan that a compiled loop does not need; they are reported as
@@ -22,7 +24,7 @@ The first call of a compiled function compiles it for the input's dtype; that
 first call is timed into ``Built.compile_s``. A later case of the same process
 with the same argument types compiles nothing: its ``compile_s`` is NaN and
 its reason says so (``CACHED_NOTE``). Threads are numba's own pool
-(``numba.set_num_threads``).
+(``numba.set_num_threads``); the serial idioms use one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from backends.base import Built
 
 Kernel = Callable[[np.ndarray, np.ndarray], None]
 
-#: Each form's numba dispatcher, once made: its ``signatures`` say what it has compiled.
+#: Each kernel's numba dispatcher by ``form`` or ``form[variant]``, once made: its
+#: ``signatures`` say what it has compiled.
 DISPATCHERS: dict[str, Any] = {}
 #: The reason of a row whose build compiled nothing (``compile_s`` is NaN).
 CACHED_NOTE = "compile_s: cached (numba compiled this kernel for these argument types earlier in this process)"
@@ -61,7 +64,25 @@ def column_tile(B: int, C: int, threads: int) -> int:
 
 @cache
 def running_mean_kernel() -> Kernel:
-    """The ``cumsum`` form's one-pass loop, ``kernel(x, out)``; made once per process."""
+    """The ``cumsum`` idiom, ``kernel(x, out)``: a plain serial ``@njit`` loop; made once per process."""
+
+    def running_mean(x: Any, out: Any) -> None:
+        B, T, C = x.shape
+        for b in range(B):
+            acc = np.zeros(C)
+            for t in range(T):
+                for c in range(C):
+                    acc[c] += x[b, t, c]
+                    out[b, t, c] = acc[c] / (t + 1)
+
+    compiled: Kernel = _njit(running_mean, parallel=False)
+    DISPATCHERS["cumsum"] = compiled
+    return compiled
+
+
+@cache
+def tiled_running_mean_kernel() -> Kernel:
+    """The ``cumsum[parallel]`` variant's tiled one-pass loop, ``kernel(x, out)``; made once per process."""
     import numba
     from numba import prange
 
@@ -86,14 +107,24 @@ def running_mean_kernel() -> Kernel:
                     acc[c] = a
                     orow[c] = a * inv
 
-    compiled = _njit(running_mean)
-    DISPATCHERS["cumsum"] = compiled
+    compiled = _njit(running_mean, parallel=True)
+    DISPATCHERS["cumsum[parallel]"] = compiled
     return lambda x, out: compiled(x, out, column_tile(x.shape[0], x.shape[2], numba.get_num_threads()))
 
 
-@cache
 def double_loop_kernel() -> Kernel:
-    """The ``loop`` form's double loop, ``kernel(x, out)``; made once per process."""
+    """The ``loop`` idiom, ``kernel(x, out)``: the double loop, serial."""
+    return _double_loop(parallel=False)
+
+
+def parallel_double_loop_kernel() -> Kernel:
+    """The ``loop[parallel]`` variant, ``kernel(x, out)``: the double loop, rows b on threads."""
+    return _double_loop(parallel=True)
+
+
+@cache
+def _double_loop(parallel: bool) -> Kernel:
+    """The double loop compiled once per process and mode; ``prange`` is ``range`` when not parallel."""
     from numba import prange
 
     def double_loop(x: Any, out: Any) -> None:
@@ -112,12 +143,12 @@ def double_loop_kernel() -> Kernel:
                 for c in range(C):
                     orow[c] = acc[c] / (t + 1)
 
-    compiled: Kernel = _njit(double_loop)
-    DISPATCHERS["loop"] = compiled
+    compiled: Kernel = _njit(double_loop, parallel=parallel)
+    DISPATCHERS["loop[parallel]" if parallel else "loop"] = compiled
     return compiled
 
 
-def _njit(fn: Callable[..., None]) -> Any:
+def _njit(fn: Callable[..., None], parallel: bool) -> Any:
     """A compile-on-first-call dispatcher of ``fn``.
 
     njit called, not used as a decorator: without numba installed mypy would see an
@@ -126,7 +157,7 @@ def _njit(fn: Callable[..., None]) -> Any:
     """
     import numba
 
-    return numba.njit(parallel=True, cache=False)(fn)
+    return numba.njit(parallel=parallel, cache=False)(fn)
 
 
 class NumbaBackend(HostBackend):
@@ -141,6 +172,11 @@ class NumbaBackend(HostBackend):
     }
     #: Each form's kernel maker: ``maker()(x, out)`` computes the form into ``out``.
     forms: ClassVar[Mapping[str, Callable[..., Any]]] = {"cumsum": running_mean_kernel, "loop": double_loop_kernel}
+    #: The same makers for the threaded variants (``prange``).
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {
+        "cumsum": {"parallel": tiled_running_mean_kernel},
+        "loop": {"parallel": parallel_double_loop_kernel},
+    }
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -153,7 +189,14 @@ class NumbaBackend(HostBackend):
         return super().supports(form, dtype, precision)
 
     def _build(self, form: str, x: Any, precision: str) -> Built:
-        kernel = self.forms[form]()
+        return self._compiled(form, self.forms[form], x)
+
+    def _build_variant(self, form: str, x: Any, precision: str, variant: str) -> Built:
+        return self._compiled(f"{form}[{variant}]", self.form_variants[form][variant], x)
+
+    def _compiled(self, name: str, maker: Callable[[], Kernel], x: Any) -> Built:
+        """``maker``'s kernel on ``x`` into one reused buffer; its first call compiles (``DISPATCHERS[name]``)."""
+        kernel = maker()
         # One output buffer for every call, as torch's caching allocator gives. A fresh
         # array per call is mmap'd memory whose first touch page-faults: at 8x4096x1024
         # 45 ms a call against 17.5 ms into a reused buffer (results/cpu-roofline/README.md).
@@ -163,9 +206,9 @@ class NumbaBackend(HostBackend):
             kernel(x, out)
             return out
 
-        compiled_before = len(DISPATCHERS[form].signatures)
+        compiled_before = len(DISPATCHERS[name].signatures)
         _, seconds = timed_first_call(call, self.sync)
-        if len(DISPATCHERS[form].signatures) == compiled_before:
+        if len(DISPATCHERS[name].signatures) == compiled_before:
             # The dispatcher already held this signature: the first call was a plain call.
             return Built(call, compile_s=math.nan, notes=CACHED_NOTE)
         return Built(call, compile_s=seconds)

@@ -1,6 +1,6 @@
 """Pick the NumPy row scan's staging size (``numpy_backend.STAGE_BYTES``) by measurement.
 
-Times NumPy's ``cumsum`` form at one shape for several staging sizes with the
+Times NumPy's ``cumsum[staged]`` variant at one shape for several staging sizes with the
 suite's own timer, beside a plain copy of x into out (the ceiling a streaming scan
 is judged by), and prints the median per size with its fraction of that copy.
 ``results/tuning/numpy-row-scan.md`` holds what this printed.
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.numpy_backend import aligned_like, cumsum
+from backends.numpy_backend import aligned_like, staged_cumsum
 from suite.reference import make_input
 from suite.timing import Timer, TimerConfig
 
@@ -39,13 +39,13 @@ def main() -> None:
     def median_ms(fn: object) -> float:
         return Timer(fn, lambda _: None, config).measure().median * 1e3  # type: ignore[arg-type]
 
-    print(f"numpy cumsum, {B}x{T}x{C} float32, one thread: median ms (fraction of a copy of x into out)")
+    print(f"numpy cumsum[staged], {B}x{T}x{C} float32, one thread: median ms (fraction of a copy of x into out)")
     print(f"{'pass':<6}{'copy':>10}" + "".join(f"{f'{k} KiB':>18}" for k in stages))
     for p in range(args.repeat):
         copy = median_ms(lambda: np.copyto(out, x))
         cells = []
         for k in stages:
-            ms = median_ms(lambda k=k: cumsum(x, out, k * 1024))
+            ms = median_ms(lambda k=k: staged_cumsum(x, out, k * 1024))
             cells.append(f"{ms:8.2f} ({copy / ms:4.0%})")
         print(f"{p + 1:<6}{copy:10.2f}" + "".join(f"{c:>18}" for c in cells), flush=True)
 

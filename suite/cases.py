@@ -118,6 +118,34 @@ def backend_kernels(backend: str, form: str, requested: tuple[str, ...]) -> tupl
     return tuple(k for k in requested if k in offered) if requested else offered[:1]
 
 
+def known_variants() -> tuple[str, ...]:
+    """Every variant name some registered backend offers for some form, in registry order."""
+    return tuple(dict.fromkeys(v for cls in REGISTRY.values() for vs in cls.form_variants.values() for v in vs))
+
+
+def variant_form_names() -> tuple[str, ...]:
+    """Every ``form[variant]`` some registered backend offers: what ``--forms`` takes beside the forms."""
+    return tuple(
+        dict.fromkeys(f"{f}[{v}]" for cls in REGISTRY.values() for f, vs in cls.form_variants.items() for v in vs)
+    )
+
+
+def split_form(name: str) -> tuple[str, str]:
+    """``cumsum[staged]`` -> (``cumsum``, ``staged``); ``cumsum`` -> (``cumsum``, "")."""
+    form, bracket, rest = name.partition("[")
+    return (form, rest[:-1]) if bracket and rest.endswith("]") else (name, "")
+
+
+def backend_variants(backend: str, form: str, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The variants a sweep runs ``form`` with on ``backend``: "" (the idiom) first, always.
+
+    ``requested`` None runs every variant the backend offers for the form; a tuple
+    runs those of its names the backend offers (empty: the idiom alone).
+    """
+    offered = tuple(REGISTRY[backend].form_variants.get(form, {}))
+    return ("", *(v for v in offered if requested is None or v in requested))
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """The cross product a run covers; ``cases()`` expands it in run order."""
@@ -133,13 +161,17 @@ class SweepSpec:
     kernels: tuple[str, ...] = ()
     #: What every case measures: ``time`` or ``instructions`` (``Case.metric``).
     metric: str = "time"
+    #: Variants run beside each form's idiom (``--variants``): None every variant a
+    #: backend offers, a tuple those named (empty: idioms only). A form given as
+    #: ``cumsum[staged]`` runs that variant alone, without its idiom.
+    variants: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
         for label, values, known in (
             ("backend", self.backends, tuple(REGISTRY)),
-            ("form", self.forms, form_names()),
+            ("form", tuple(split_form(f)[0] for f in self.forms), form_names()),
             ("dtype", self.dtypes, DTYPES),
             ("precision", self.precisions, PRECISIONS),
             ("input", self.inputs, (*INPUT_KINDS, FILE_INPUT)),
@@ -153,6 +185,10 @@ class SweepSpec:
         for k in self.kernels:
             if k not in known:
                 raise ValueError(f"unknown kernel {k!r}; choose from {', '.join(known)}")
+        known = known_variants()
+        for v in (*(self.variants or ()), *(split_form(f)[1] for f in self.forms)):
+            if v and v not in known:
+                raise ValueError(f"unknown variant {v!r}; choose from {', '.join(known)}")
         for shape in self.sizes:
             if len(shape) != 3 or any(int(d) < 1 for d in shape):
                 raise ValueError(f"sizes must be three positive integers BxTxC; got {shape}")
@@ -165,15 +201,28 @@ class SweepSpec:
         """
         sizes = sorted(self.sizes, key=lambda s: (s[0] * s[1] * s[2], s))
         return [
-            Case(b, f, *s, dtype=d, precision=p, input=i, kernel=k, metric=self.metric)
+            Case(b, f, *s, dtype=d, precision=p, input=i, kernel=k, variant=v, metric=self.metric)
             for b in self.backends
             for s in sizes
             for d in self.dtypes
             for p in self.precisions
             for i in self.inputs
-            for f in self.forms
+            for f, vs in self._forms_and_variants(b)
             for k in backend_kernels(b, f, self.kernels)
+            for v in vs
         ]
+
+    def _forms_and_variants(self, backend: str) -> list[tuple[str, tuple[str, ...]]]:
+        """Each form with the variants ``backend`` runs it as; a ``form[variant]`` entry that
+        the backend does not offer runs nothing there."""
+        out: list[tuple[str, tuple[str, ...]]] = []
+        for name in self.forms:
+            form, only = split_form(name)
+            offered = REGISTRY[backend].form_variants.get(form, {})
+            out.append(
+                (form, ((only,) if only in offered else ()) if only else backend_variants(backend, form, self.variants))
+            )
+        return out
 
 
 def parse_sizes(text: str) -> tuple[Shape, ...]:

@@ -23,8 +23,10 @@ from suite.timing import MIN_SAMPLES_HARD
 
 def unsupported(case: Case, adapter: Backend) -> str | None:
     """Why ``adapter`` cannot run ``case`` as asked, or None."""
-    why = adapter.supports(case.form, case.dtype, case.precision) or adapter.kernel_unsupported(
-        case.form, case.kernel, case.dtype
+    why = (
+        adapter.supports(case.form, case.dtype, case.precision)
+        or adapter.kernel_unsupported(case.form, case.kernel, case.dtype)
+        or adapter.variant_unsupported(case.form, case.variant)
     )
     if why is None and case.precision != "ieee" and not get_form(case.form).uses_matmul:
         # The same computation as the ieee case: running it again would only add
@@ -131,8 +133,10 @@ _COSTS: dict[tuple[str, str, str, int], CallCostModel] = {}
 
 
 def cost_model(case: Case) -> CallCostModel:
-    """The process-wide cost model of ``case``'s backend, form, dtype and (capped) C."""
-    return _COSTS.setdefault((case.backend, case.form, case.dtype, min(case.C, PROBE_C_MAX)), CallCostModel())
+    """The process-wide cost model of ``case``'s backend, form (with its variant: a threaded
+    loop is not its serial idiom's speed), dtype and (capped) C."""
+    key = (case.backend, case.form_kernel, case.dtype, min(case.C, PROBE_C_MAX))
+    return _COSTS.setdefault(key, CallCostModel())
 
 
 def probe_seconds(times: list[float]) -> float:
@@ -146,7 +150,7 @@ def _probe(case: Case, adapter: Backend, model: CallCostModel) -> None:
     C = min(case.C, PROBE_C_MAX)
     for T in PROBE_T:
         x = adapter.to_device(make_input((1, T, C)), case.dtype)
-        built = adapter.build(case.form, x, case.precision)
+        built = adapter.build_case(case.form, x, case.precision, case.kernel, case.variant)
         built.fn()  # first call may still compile or allocate
         times = []
         for _ in range(PROBE_CALLS):

@@ -80,10 +80,7 @@ def build_and_check(case: Case, adapter: Backend, x_host: np.ndarray, tol: float
     x = adapter.to_device(x_host, case.dtype)
     ref = reference(adapter.to_numpy(x))
     adapter.reset_peak_memory()
-    if case.kernel:
-        built = adapter.build_kernel(case.form, x, case.precision, case.kernel)
-    else:
-        built = adapter.build(case.form, x, case.precision)
+    built = adapter.build_case(case.form, x, case.precision, case.kernel, case.variant)
     t0 = time.perf_counter()
     result = built.fn()
     adapter.sync(result)

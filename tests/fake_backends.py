@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from backends.base import Built
 from backends.numpy_backend import NumpyBackend
@@ -34,6 +35,8 @@ def _env_int(name: str) -> int | None:
 
 class FaultyBackend(NumpyBackend):
     name = "faulty"
+    #: Its hooks wrap ``build``: it runs the idioms only, no variant.
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
 
     def build(self, form: str, x: Any, precision: str) -> Built:
         T = x.shape[1]
@@ -98,6 +101,8 @@ def kernel_seconds(fn: Any, min_block_s: float = 2e-3, blocks: int = 7) -> float
 
 class SlowedNumpy(NumpyBackend):
     name = "numpy"
+    #: Its hooks wrap ``build``: it runs the idioms only, no variant.
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
 
     def build(self, form: str, x: Any, precision: str) -> Built:
         built = super().build(form, x, precision)
@@ -129,6 +134,8 @@ OFF_BY_ENV = "CAUSAL_BENCH_OFF_BY"
 
 class OffByTolerance(NumpyBackend):
     name = "off"
+    #: Its hooks wrap ``build``: it runs the idioms only, no variant.
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
 
     def build(self, form: str, x: Any, precision: str) -> Built:
         built = super().build(form, x, precision)

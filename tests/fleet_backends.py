@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from backends.base import Built
 from backends.numpy_backend import NumpyBackend
@@ -21,6 +22,8 @@ PLUGIN = "tests.fleet_backends:SpanBackend"
 
 class SpanBackend(NumpyBackend):
     name = "spans"
+    #: Its hooks wrap ``build``: it runs the idioms only, no variant.
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
 
     def build(self, form: str, x: Any, precision: str) -> Built:
         B, T, C = x.shape

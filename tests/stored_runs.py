@@ -29,10 +29,11 @@ def row(
     T: int = 64,
     seed: int = 0,
     n: int = 40,
+    variant: str = "",
 ) -> Row:
     s = samples(factor, n, seed) if status == "ok" else []
     return Row(
-        Case(backend, form, 4, T, 8, "float32", "ieee", "normal"),
+        Case(backend, form, 4, T, 8, "float32", "ieee", "normal", variant=variant),
         device="cpu",
         status=status,
         reason="" if status == "ok" else f"it went {status}",

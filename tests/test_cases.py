@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from suite.cases import Case, SweepSpec, backend_kernels, known_kernels
+from suite.cases import PRESETS, Case, SweepSpec, backend_kernels, known_kernels, known_variants, split_form
 from suite.cli import main
 
 
@@ -17,7 +19,10 @@ def kernels_of(spec: SweepSpec) -> dict[tuple[str, str], list[str]]:
 
 def test_a_sweep_runs_each_backend_with_the_requested_kernels_it_offers() -> None:
     spec = SweepSpec(
-        backends=("torch", "jax", "numpy"), forms=("attention", "cumsum"), kernels=("flash", "xla", "math")
+        backends=("torch", "jax", "numpy"),
+        forms=("attention", "cumsum"),
+        kernels=("flash", "xla", "math"),
+        variants=(),
     )
     assert kernels_of(spec) == {
         ("torch", "attention"): ["flash", "math"],
@@ -74,3 +79,95 @@ def test_default_sweep_fits_each_exponent_on_at_least_five_lengths() -> None:
     sizes = PRESETS["default"]
     assert len({T for _, T, _ in sizes}) >= 5
     assert len({(B, C) for B, _, C in sizes}) == 1  # T alone varies, so the fit is over T
+
+
+def variants_of(spec: SweepSpec) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for c in spec.cases():
+        out.setdefault((c.backend, c.form), []).append(c.variant)
+    return out
+
+
+def test_a_variant_is_named_in_the_key_and_every_label() -> None:
+    staged = Case("numpy", "cumsum", 8, 1024, 256, variant="staged")
+    assert staged.key == "numpy:cumsum[staged]:8x1024x256:float32:ieee:normal"
+    assert staged.form_kernel == "cumsum[staged]"
+    assert staged.label() == "numpy cumsum[staged] 8x1024x256 float32"
+    idiom = Case("numpy", "cumsum", 8, 1024, 256)
+    assert idiom.key == "numpy:cumsum:8x1024x256:float32:ieee:normal" and idiom.form_kernel == "cumsum"
+    assert split_form("cumsum[staged]") == ("cumsum", "staged") and split_form("cumsum") == ("cumsum", "")
+
+
+def test_by_default_a_sweep_runs_each_idiom_and_every_variant_beside_it() -> None:
+    spec = SweepSpec(backends=("numpy", "numba", "torch"), forms=("cumsum", "loop"))
+    assert variants_of(spec) == {
+        ("numpy", "cumsum"): ["", "staged"],
+        ("numpy", "loop"): [""],
+        ("numba", "cumsum"): ["", "parallel"],
+        ("numba", "loop"): ["", "parallel"],
+        ("torch", "cumsum"): [""],
+        ("torch", "loop"): [""],
+    }
+    assert known_variants() == ("staged", "parallel")
+
+
+def test_named_variants_none_and_a_variant_alone() -> None:
+    def spec(variants: tuple[str, ...]) -> SweepSpec:
+        return SweepSpec(backends=("numpy", "numba"), forms=("cumsum",), variants=variants)
+
+    assert variants_of(spec(())) == {("numpy", "cumsum"): [""], ("numba", "cumsum"): [""]}
+    assert variants_of(spec(("staged",))) == {
+        ("numpy", "cumsum"): ["", "staged"],
+        ("numba", "cumsum"): [""],
+    }
+    # ``cumsum[staged]`` is the variant alone: no idiom, and nothing on a backend without it.
+    alone = SweepSpec(backends=("numpy", "numba"), forms=("cumsum[staged]",))
+    assert [c.key for c in alone.cases()] == ["numpy:cumsum[staged]:4x8x2:float32:ieee:normal"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"variants": ("tiled",)}, "unknown variant 'tiled'; choose from staged, parallel"),
+        ({"forms": ("cumsum[tiled]",)}, "unknown variant 'tiled'; choose from staged, parallel"),
+        ({"forms": ("scan[staged]",)}, "unknown form 'scan'"),
+    ],
+)
+def test_unknown_variants_are_refused(spec: dict[str, tuple[str, ...]], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SweepSpec(**spec)  # type: ignore[arg-type]
+
+
+def test_the_default_sweep_adds_only_the_variant_rows() -> None:
+    sizes = PRESETS["default"]
+    idioms = SweepSpec(sizes=sizes, variants=()).cases()
+    every = SweepSpec(sizes=sizes).cases()
+    added = [c for c in every if c.variant]
+    # NumPy cumsum[staged], Numba cumsum[parallel] and loop[parallel], at each size.
+    assert len(every) == len(idioms) + len(added) == len(idioms) + 3 * len(sizes)
+    assert {c.form_kernel for c in added} == {"cumsum[staged]", "cumsum[parallel]", "loop[parallel]"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--variants", "tiled"], "error: unknown variant 'tiled'; choose from staged, parallel\n"),
+        (["--variants", ""], "error: no variant given\n"),
+        (["--forms", "cumsum[tiled]"], "error: unknown form 'cumsum[tiled]'; choose from loop"),
+    ],
+)
+def test_variants_flag_refuses_unknown_names_in_one_line(tmp_path, capsys, flags: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--backends", "numpy", "--sizes", "2x8x2", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_variants_flag_selects_what_runs(capsys) -> None:
+    for flag, expected in (("all", {"", "staged"}), ("none", {""}), ("staged", {"", "staged"})):
+        argv = ["check", "--backends", "numpy", "--forms", "cumsum", "--sizes", "2x8x2", "--inputs", "normal"]
+        assert main([*argv, "--variants", flag, "--quiet", "--no-isolate"]) == 0
+        printed = capsys.readouterr().out
+        assert printed.count("cumsum[staged]") == (1 if "staged" in expected else 0)
+        assert printed.count(" pass") == len(expected)

@@ -55,6 +55,7 @@ def test_schema_3_reference_maps_the_hidden_variants():
     assert by[("numpy", "cumsum")].variant == "staged"
     assert by[("numpy", "cumsum")].key.startswith("numpy:cumsum[staged]:8x1024x256")
     assert by[("numba", "cumsum")].variant == "parallel"
+    assert by[("numba", "loop")].variant == "parallel"
     assert by[("torch", "cumsum")].variant == "" and by[("numpy", "matrix")].variant == ""
     assert all(r.metric == "time" and not r.drifted and math.isnan(r.instructions) for r in rows)
 

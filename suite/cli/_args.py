@@ -8,7 +8,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backends import DEVICES, DTYPES, PRECISIONS, REGISTRY
-from suite.cases import METRICS, PRESETS, RunOptions, Shape, SweepSpec, known_kernels, parse_sizes
+from suite.cases import (
+    METRICS,
+    PRESETS,
+    RunOptions,
+    Shape,
+    SweepSpec,
+    known_kernels,
+    known_variants,
+    parse_sizes,
+    variant_form_names,
+)
 from suite.contention import default_policy
 from suite.forms import form_names
 from suite.reference import INPUT_KINDS
@@ -65,6 +75,17 @@ def positive(kind: type) -> Any:
     return parse
 
 
+def variants(text: str) -> tuple[str, ...] | None:
+    """``--variants``: ``all`` (None), ``none`` (no variant) or a comma list of known names."""
+    if text.strip() == "all":
+        return None
+    if text.strip() == "none":
+        return ()
+    known = known_variants()
+    parsed: tuple[str, ...] = choices("variant", known)(text)
+    return parsed
+
+
 def fraction(text: str) -> float:
     """A parser of a fraction in (0, 1)."""
     value = positive(float)(text)
@@ -84,9 +105,17 @@ def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: s
     )
     p.add_argument(
         "--forms",
-        type=choices("form", forms),
+        type=choices("form", (*forms, *variant_form_names())),
         default=forms,
-        help=f"comma-separated ({', '.join(forms)}); default all",
+        help=f"comma-separated ({', '.join(forms)}); default all. A variant alone, without its idiom: "
+        f"{', '.join(variant_form_names())}",
+    )
+    p.add_argument(
+        "--variants",
+        type=variants,
+        default=None,
+        help=f"hand-tuned variants run beside each form's idiom: all (default), none, or a comma list "
+        f"({', '.join(known_variants())}); each backend runs those it offers",
     )
     p.add_argument(
         "--sizes",
@@ -236,6 +265,7 @@ def spec_from(args: argparse.Namespace) -> SweepSpec:
             inputs=args.inputs,
             kernels=args.attention_kernels,
             metric=getattr(args, "metric", "time"),
+            variants=args.variants,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

@@ -66,6 +66,7 @@ def parse_case(key: str) -> Case:
             dtypes=(dtype,),
             precisions=(precision,),
             inputs=(input_kind,),
+            variants=(),  # ``cumsum`` is the idiom; ``cumsum[staged]`` names the variant
         )
     except ValueError as e:
         raise UsageError(f"--case {key!r} matches no case: {e}") from None

@@ -31,14 +31,14 @@ def run(args: argparse.Namespace) -> int:
     cases = spec.cases()
     rows = list(run_cases(cases, options, lambda r: None, Progress(cases, options, args.quiet)))
     print(
-        f"{'backend':<14} {'form':<8} {'size':<12} {'dtype':<9} {'prec':<5} {'input':<7} "
+        f"{'backend':<14} {'form':<16} {'size':<12} {'dtype':<9} {'prec':<5} {'input':<7} "
         f"{'rel.err':>9} {'max abs':>9} {'tol':>9}  verdict"
     )
     for r in rows:
         verdict = {"ok": "pass", "mismatch": "FAIL"}.get(r.status, r.status)
         note = f"  ({r.reason})" if r.status != "ok" and r.reason else ""
         print(
-            f"{r.backend:<14} {r.case.form_kernel:<8} {f'{r.B}x{r.T}x{r.C}':<12} "
+            f"{r.backend:<14} {r.case.form_kernel:<16} {f'{r.B}x{r.T}x{r.C}':<12} "
             f"{r.dtype:<9} {r.precision:<5} {r.input:<7} "
             f"{r.rel_err:>9.2e} {r.max_abs_err:>9.2e} {r.tol:>9.2e}  {verdict}{note}"
         )

@@ -30,38 +30,34 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Container, Sequence, Sized
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from suite.format import format_bytes, format_seconds
-from suite.report.scaling import Crossover, GroupKey, ScalingFit, find_crossovers, fit_scaling, group_key, timed
+from suite.report.drawing import (
+    Band,
+    Entry,
+    Plot,
+    Points,
+    draw_curve,
+    fit_label,
+    legend_below,
+    legend_entries,
+    loglog,
+    mark_crossings,
+    new_figure,
+    save_figure,
+)
+from suite.report.scaling import Crossover, GroupKey, find_crossovers, fit_scaling, group_key, timed
 from suite.results import Row
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 INSTALL_HINT = "pip install 'causal-bench[plots]'"
 #: File-name prefixes this module owns in the plots folder (stale ones are removed).
 PREFIXES = ("time-vs-T-", "forms-", "speedup-vs-numpy", "memory-vs-T-")
 BASELINE = "numpy"
-#: Up to this many measured T values each get a labelled tick.
-MAX_T_TICKS = 12
 
 
 class PlotsUnavailable(Exception):
     """matplotlib is not installed; the message carries the install hint."""
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One figure, written twice: ``png`` and ``svg`` share a name."""
-
-    kind: str
-    title: str
-    png: Path
-    svg: Path
 
 
 # -- grouping ---------------------------------------------------------------------------
@@ -89,10 +85,6 @@ def _family_slug(f: Family) -> str:
 def slug(text: str) -> str:
     """A file-name-safe form of ``text``: letters, digits, dot, dash and underscore."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-
-
-Points = dict[int, float]
-Band = dict[int, tuple[float, float]]
 
 
 def _series(rows: Sequence[Row]) -> dict[GroupKey, Points]:
@@ -125,156 +117,33 @@ def _bands(rows: Sequence[Row]) -> dict[GroupKey, Band]:
     return out
 
 
-# -- drawing ----------------------------------------------------------------------------
-
-
-def _new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, folder: Path, name: str, kind: str, title: str) -> Plot:
-    import matplotlib
-
-    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
-    # Fixed ids and no date: a rebuilt report from the same rows gives the same SVG;
-    # text stays text (smaller, searchable).
-    with matplotlib.rc_context({"svg.hashsalt": "causal-bench", "svg.fonttype": "none"}):
-        fig.savefig(png, dpi=110, metadata={"Software": None})
-        fig.savefig(svg, metadata={"Date": None})
-    return Plot(kind, title, png, svg)
-
-
-def _y_text(v: float, unit: str) -> str:
-    if unit == "s":
-        return format_seconds(v)
-    if unit == "B":
-        return format_bytes(v)
-    return f"{v:g}{unit}"
-
-
-def _loglog(ax: Axes, ylabel: str, y_unit: str = "s") -> None:
-    """Log-log axes whose ticks read as numbers with units: T = 512, 2 ms, 64 MiB, 2x."""
-    import numpy as np
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    # Ticks at the measured T values: each labelled point is a measurement, and no
-    # label sits in the corner beside the y axis's lowest one.
-    xs = [np.asarray(line.get_xdata(), dtype=float) for line in ax.get_lines() if line.get_marker() == "o"]
-    measured = sorted({float(x) for part in xs for x in part})
-    if 2 <= len(measured) <= MAX_T_TICKS:
-        ax.set_xticks(measured)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    low, high = ax.get_ylim()
-    if y_unit == "B":  # bytes on binary steps: 1 KiB, 4 KiB, 16 KiB ...
-        ax.set_yscale("log", base=2)
-        ax.yaxis.set_major_locator(LogLocator(base=4 if high / max(low, 1e-300) < 2**16 else 16))
-    else:
-        # Under two decades the powers of ten alone leave too few labels: mark 2 and 5 too.
-        subs = (1.0, 2.0, 5.0) if high / max(low, 1e-300) < 100 else (1.0,)
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _y_text(v, y_unit)))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("T (sequence length)")
-    ax.set_ylabel(ylabel)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.grid(True, which="minor", alpha=0.1)
-
-
-def _curve(
-    ax: Axes, points: Points, fit: ScalingFit | None, label: str, style: dict[str, Any], band: Band | None = None
-) -> None:
-    ts = sorted(points)
-    line = ax.plot(ts, [points[T] for T in ts], marker="o", label=label, **style)[0]
-    if band:
-        bt = [T for T in ts if T in band]
-        ax.fill_between(bt, [band[T][0] for T in bt], [band[T][1] for T in bt], color=line.get_color(), alpha=0.2)
-    if fit is not None:
-        lo, hi = fit.t_min, fit.t_max
-        grid = [lo * (hi / lo) ** (i / 40) for i in range(41)]
-        ax.plot(grid, [fit.predict(T) for T in grid], linestyle="--", linewidth=1, color=line.get_color(), alpha=0.7)
-
-
-Entry = tuple[Any, str]  # a legend handle and its label
-
-
-def _mark(ax: Axes, crossings: Sequence[Crossover], y_of: Any = None, prefix: str = "") -> list[Entry]:
-    """Numbered markers where curves cross; their legend entries, for ``_legend``.
-
-    ``y_of(c)`` places a marker (default: the interpolated time of the crossing).
-    """
-    entries: list[Entry] = []
-    for i, c in enumerate(sorted(crossings, key=lambda c: c.T), start=1):
-        y = c.seconds if y_of is None else y_of(c)
-        if not (math.isfinite(y) and y > 0):
-            continue
-        handle = ax.scatter([c.T], [y], marker="X", s=60, color="black", zorder=5)
-        # Numbers alternate above and below, so neighbouring crossings keep theirs readable.
-        offset = (4, 6) if i % 2 else (4, -14)
-        ax.annotate(
-            str(i),
-            (c.T, y),
-            xytext=offset,
-            textcoords="offset points",
-            fontsize=8,
-            weight="bold",
-            zorder=6,
-            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
-        )
-        entries.append((handle, f"{prefix}{i}: {c.faster_above} overtakes {c.faster_below} at T≈{c.T:.0f}"))
-    return entries
-
-
-def _legend(fig: Figure, entries: Sequence[Entry]) -> None:
-    """One legend under the axes: the curves, then the crossings (never over the data)."""
-    seen: dict[str, Any] = {}
-    for handle, label in entries:
-        seen.setdefault(label, handle)
-    if seen:
-        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=2, fontsize=7, frameon=False)
-
-
-def _curves(ax: Axes) -> list[Entry]:
-    handles, labels = ax.get_legend_handles_labels()
-    return list(zip(handles, labels, strict=True))
-
-
-def _label(name: str, fit: ScalingFit | None) -> str:
-    return f"{name} k={fit.exponent()}" if fit is not None else name
-
-
 def _time_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
     series, bands = _series(rows), _bands(rows)
     fits = {f.key: f for f in fit_scaling(rows)}
     crossings = find_crossovers(rows, vary="backend")
     by_form: dict[str, dict[Family, list[GroupKey]]] = defaultdict(lambda: defaultdict(list))
     for key in series:
-        by_form[key.form][_family(key)].append(key)
+        # A variant is a curve on its form's figure, beside the idiom: ``numpy cumsum[staged]``.
+        by_form[key.figure_form][_family(key)].append(key)
     plots: list[Plot] = []
     for form in sorted(by_form):
         families = {f: ks for f, ks in by_form[form].items() if any(k in fits for k in ks)}
         for family in sorted(families):
             keys = sorted(families[family])
-            multi_device = len({k.backend for k in keys}) < len(keys)
-            fig = _new_figure()
+            multi_device = len({(k.backend, k.variant) for k in keys}) < len(keys)
+            fig = new_figure()
             ax = fig.add_subplot()
             for key in keys:
                 name = f"{key.backend} ({key.device})" if multi_device else key.backend
-                _curve(ax, series[key], fits.get(key), _label(name, fits.get(key)), {}, bands.get(key))
-            _loglog(ax, "time per call (median, IQR band)")
-            mine = [c for c in crossings if c.key.form == form and _family(c.key) == family]
-            _legend(fig, _curves(ax) + _mark(ax, mine))
+                name += f" {key.form}" if key.variant else ""
+                draw_curve(ax, series[key], fits.get(key), fit_label(name, fits.get(key)), {}, bands.get(key))
+            loglog(ax, "time per call (median, IQR band)")
+            mine = [c for c in crossings if c.key.figure_form == form and _family(c.key) == family]
+            legend_below(fig, legend_entries(ax) + mark_crossings(ax, mine))
             title = f"{form}: time per call against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
             name = f"time-vs-T-{form}" + (f"-{_family_slug(family)}" if len(by_form[form]) > 1 else "")
-            plots.append(_save(fig, folder, slug(name), "time", title))
+            plots.append(save_figure(fig, folder, slug(name), "time", title))
     return plots
 
 
@@ -291,21 +160,21 @@ def _form_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
         families = {f: ks for f, ks in by_backend[(backend, device)].items() if any(k in fits for k in ks)}
         for family in sorted(families):
             keys = sorted(families[family], key=lambda k: k.form)
-            if len(keys) < 2:
-                continue  # one form: the time-vs-T plot already shows it
-            fig = _new_figure()
+            if len({k.figure_form for k in keys}) < 2:
+                continue  # one form (and its variants): the time-vs-T plot already shows it
+            fig = new_figure()
             ax = fig.add_subplot()
             for key in keys:
-                _curve(ax, series[key], fits.get(key), _label(key.form, fits.get(key)), {}, bands.get(key))
+                draw_curve(ax, series[key], fits.get(key), fit_label(key.form, fits.get(key)), {}, bands.get(key))
             mine = [
                 c for c in crossings if (c.key.backend, c.key.device) == (backend, device) and _family(c.key) == family
             ]
-            _loglog(ax, "time per call (median, IQR band)")
-            _legend(fig, _curves(ax) + _mark(ax, mine))
+            loglog(ax, "time per call (median, IQR band)")
+            legend_below(fig, legend_entries(ax) + mark_crossings(ax, mine))
             title = f"{backend} ({device}): the forms against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
             name = _backend_plot_name("forms", backend, device, several_devices, by_backend[(backend, device)], family)
-            plots.append(_save(fig, folder, name, "forms", title))
+            plots.append(save_figure(fig, folder, name, "forms", title))
     return plots
 
 
@@ -336,27 +205,30 @@ def _speedup_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
     crossings = [c for c in find_crossovers(rows, vary="backend") if _involves_baseline(c)]
     families: dict[Family, dict[str, dict[GroupKey, Points]]] = defaultdict(lambda: defaultdict(dict))
     for key, points in series.items():
-        families[_family(key)][key.form][key] = points
+        families[_family(key)][key.figure_form][key] = points
     plots: list[Plot] = []
     for family in sorted(families):
         panels: list[tuple[str, list[tuple[str, Points]]]] = []
         for form in sorted(families[family]):
             curves = families[family][form]
-            base = next((p for k, p in curves.items() if k.backend == BASELINE), None)
-            if base is None:
+            # Against NumPy's own idiom; its variants are lines like any other backend's.
+            base_key = next((k for k in curves if k.backend == BASELINE and not k.variant), None)
+            if base_key is None:
                 continue
+            base = curves[base_key]
             lines = []
-            for key in sorted(k for k in curves if k.backend != BASELINE):
+            for key in sorted(k for k in curves if k != base_key):
                 common = sorted(set(base) & set(curves[key]))
                 if len(common) >= 2:
-                    lines.append((f"{key.backend} ({key.device})", {T: base[T] / curves[key][T] for T in common}))
+                    name = f"{key.backend} ({key.device})" + (f" {key.form}" if key.variant else "")
+                    lines.append((name, {T: base[T] / curves[key][T] for T in common}))
             if lines:
                 panels.append((form, lines))
         if not panels:
             continue
         cols = min(2, len(panels))
         nrows = math.ceil(len(panels) / cols)
-        fig = _new_figure(7.0 if cols == 1 else 10.0, 3.4 * nrows + 0.4)
+        fig = new_figure(7.0 if cols == 1 else 10.0, 3.4 * nrows + 0.4)
         axes = fig.subplots(nrows, cols, squeeze=False)
         entries: list[Entry] = []
         marks: list[Entry] = []
@@ -367,19 +239,19 @@ def _speedup_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
                 ts = sorted(points)
                 ax.plot(ts, [points[T] for T in ts], marker="o", label=label, color=colors[label])
             ax.axhline(1.0, color="0.35", linewidth=1, linestyle=":")
-            _loglog(ax, f"speedup over {BASELINE}", "x")
+            loglog(ax, f"speedup over {BASELINE}", "x")
             # Against NumPy a crossing is where the speedup passes 1.
-            mine = [c for c in crossings if c.key.form == form and _family(c.key) == family]
-            entries += _curves(ax)
-            marks += _mark(ax, mine, y_of=lambda c: 1.0, prefix=f"{form} ")
+            mine = [c for c in crossings if c.key.figure_form == form and _family(c.key) == family]
+            entries += legend_entries(ax)
+            marks += mark_crossings(ax, mine, y_of=lambda c: 1.0, prefix=f"{form} ")
             ax.set_title(form, fontsize=10)
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
-        _legend(fig, entries + marks)
+        legend_below(fig, entries + marks)
         title = f"Speedup against NumPy (above 1 is faster; {_family_text(family)})"
         fig.suptitle(title, fontsize=10)
         name = "speedup-vs-numpy" + (f"-{_family_slug(family)}" if len(families) > 1 else "")
-        plots.append(_save(fig, folder, slug(name), "speedup", title))
+        plots.append(save_figure(fig, folder, slug(name), "speedup", title))
     return plots
 
 
@@ -407,7 +279,7 @@ def _memory_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
             forms = {f: v for f, v in forms.items() if len(v[0]) >= 2}
             if not forms:
                 continue
-            fig = _new_figure()
+            fig = new_figure()
             ax = fig.add_subplot()
             for form in sorted(forms):
                 got, est = forms[form]
@@ -417,14 +289,14 @@ def _memory_plots(folder: Path, rows: Sequence[Row]) -> list[Plot]:
                     te = sorted(est)
                     ax.plot(te, [est[T] for T in te], linestyle="--", color=line.get_color(), alpha=0.7)
             ax.plot([], [], linestyle="--", color="0.4", label="guard's estimate (dashed)")
-            _loglog(ax, "peak memory of the case", "B")
-            _legend(fig, _curves(ax))
+            loglog(ax, "peak memory of the case", "B")
+            legend_below(fig, legend_entries(ax))
             title = f"{backend} ({device}): peak memory against T ({_family_text(family)})"
             ax.set_title(title, fontsize=10)
             name = _backend_plot_name(
                 "memory-vs-T", backend, device, several_devices, measured[(backend, device)], family
             )
-            plots.append(_save(fig, folder, name, "memory", title))
+            plots.append(save_figure(fig, folder, name, "memory", title))
     return plots
 
 

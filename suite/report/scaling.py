@@ -48,6 +48,16 @@ class GroupKey:
     input: str
     B: int
     C: int
+    #: The variant in ``form`` (``cumsum[staged]``), "" for the idiom: a curve of its own,
+    #: drawn on its form's figures beside the idiom (``figure_form``).
+    variant: str = ""
+
+    @property
+    def figure_form(self) -> str:
+        """The form whose figures draw this curve: ``form`` without its variant."""
+        base, _, tags = self.form.partition("[")
+        kept = [t for t in tags.rstrip("]").split(",") if t and t != self.variant]
+        return f"{base}[{','.join(kept)}]" if kept else base
 
     def label(self) -> str:
         """``torch (cpu) cumsum B=2 C=8 float32``, with precision and input when not the default."""
@@ -61,8 +71,9 @@ class GroupKey:
 
 def group_key(row: Row) -> GroupKey:
     # Each kernel of a form is a curve of its own: ``attention[flash]``, ``attention[math]``.
+    # A variant too (``cumsum[staged]``), with its name kept apart to place it beside its idiom.
     form = row.case.form_kernel
-    return GroupKey(row.backend, row.device, form, row.dtype, row.precision, row.input, row.B, row.C)
+    return GroupKey(row.backend, row.device, form, row.dtype, row.precision, row.input, row.B, row.C, row.variant)
 
 
 def timed(row: Row) -> bool:

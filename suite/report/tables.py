@@ -60,13 +60,19 @@ def timing_tables(rows: Sequence[Row]) -> list[str]:
             # belongs on the row of its backend's device, not on one of its own.
             known = {r.backend: r.device for r in group if r.device}
             cells: dict[tuple[str, str], Row] = {}
+            order: dict[str, tuple[bool, str, str]] = {}
             for r in group:
                 if r.backend in ran:
-                    # A form with kernels gets a line per kernel: ``torch (cpu) flash``.
-                    label = f"{r.backend} ({r.device or known.get(r.backend) or '?'}) {r.kernel}".rstrip()
+                    # A form with kernels gets a line per kernel: ``torch (cpu) flash``; a
+                    # variant its own line under the idiom's: ``numpy (cpu) cumsum[staged]``.
+                    backend = f"{r.backend} ({r.device or known.get(r.backend) or '?'})"
+                    tag = f"{r.form}[{r.variant}]" if r.variant else ""
+                    label = " ".join(p for p in (backend, r.kernel, tag) if p)
                     cells[(label, _size(r))] = r
-            baseline = {_size(r): r for r in group if r.backend == "numpy"}
-            backends = sorted({k[0] for k in cells}, key=lambda b: (not b.startswith("numpy "), b))
+                    order[label] = (r.backend != "numpy", f"{backend} {r.kernel}", r.variant)
+            # Speed-ups are against NumPy's own idiom, never its tuned variant.
+            baseline = {_size(r): r for r in group if r.backend == "numpy" and not r.variant}
+            backends = sorted(order, key=lambda b: order[b])
             body = [
                 [b, *[_cell(cells[(b, s)], baseline.get(s)) if (b, s) in cells else "" for s in size_names]]
                 for b in backends

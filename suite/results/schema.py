@@ -34,10 +34,11 @@ READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 #: whose rows it was). Loading maps them to the variant, so ``compare`` and
 #: ``history`` set them beside the variant's new rows, not the library's idiom.
 #: NumPy's ``cumsum`` was a hand-staged row scan in schema 3 (np.cumsum before);
-#: Numba's ``cumsum`` was the ``prange`` tiling since Numba came, in schema 2.
+#: Numba's ``cumsum`` and ``loop`` ran in threads (``prange``) since Numba came, in schema 2.
 RENAMED_VARIANTS: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {
     ("numpy", "cumsum"): ("staged", (3,)),
     ("numba", "cumsum"): ("parallel", (2, 3)),
+    ("numba", "loop"): ("parallel", (2, 3)),
 }
 SCHEMA_NAME = "causal-bench/results"
 CSV_NAME = "results.csv"

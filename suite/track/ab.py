@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends import REGISTRY
 from suite import machine
 from suite.cases import Case
 from suite.format import format_seconds
@@ -112,12 +113,18 @@ def worktrees(repo: Path, revs: Mapping[str, str]) -> Iterator[dict[str, tuple[P
 
 
 def case_flags(case: Case) -> list[str]:
-    """``python -m suite run`` flags that select exactly this case."""
-    return [
+    """``python -m suite run`` flags that select exactly this case.
+
+    A variant is named as ``--forms cumsum[staged]`` (the variant alone); the idiom of
+    a form that has variants on the backend adds ``--variants none``. A kernel other
+    than the library's own choice is named with ``--attention-kernels``.
+    """
+    form = f"{case.form}[{case.variant}]" if case.variant else case.form
+    flags = [
         "--backends",
         case.backend,
         "--forms",
-        case.form,
+        form,
         "--sizes",
         f"{case.B}x{case.T}x{case.C}",
         "--dtypes",
@@ -127,6 +134,14 @@ def case_flags(case: Case) -> list[str]:
         "--inputs",
         case.input,
     ]
+    adapter = REGISTRY.get(case.backend)
+    if adapter is None:
+        return flags
+    if not case.variant and adapter.form_variants.get(case.form):
+        flags += ["--variants", "none"]
+    if case.kernel and case.kernel != adapter.default_kernel(case.form):
+        flags += ["--attention-kernels", case.kernel]
+    return flags
 
 
 #: A flag for ``suite run`` and its value (None for a switch).

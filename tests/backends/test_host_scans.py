@@ -1,4 +1,4 @@
-"""The host cumsum forms as rewritten for issue 15: the row scan and the reused output buffers."""
+"""The host cumsum kernels of issue 15 (NumPy's staged row scan, ``cumsum[staged]``) and their reused buffers."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from backends import get_backend
-from backends.numpy_backend import ROW_SCAN_MIN_COLUMNS, aligned_like, cumsum
+from backends.numpy_backend import ROW_SCAN_MIN_COLUMNS, aligned_like, staged_cumsum
 
 
 @pytest.mark.parametrize("shape", [(4, 300, 80), (1, 7, ROW_SCAN_MIN_COLUMNS), (2, 50, 3)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numpy_cumsum_rows_match_np_cumsum(shape: tuple[int, int, int], dtype: str) -> None:
+def test_numpy_staged_rows_match_np_cumsum(shape: tuple[int, int, int], dtype: str) -> None:
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     expected = np.cumsum(x, axis=1) / np.arange(1, shape[1] + 1, dtype=dtype).reshape(1, -1, 1)
-    got = cumsum(x)
+    got = staged_cumsum(x)
     assert got.dtype == x.dtype and got.shape == x.shape
     # The same additions in the same order; only the division became a multiply by 1/(t+1).
     np.testing.assert_allclose(got, expected, rtol=4 * float(np.finfo(dtype).eps), atol=0)
@@ -34,7 +34,7 @@ def test_staged_row_scan_carries_sums_across_blocks(shape: tuple[int, int, int],
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     expected = np.cumsum(x, axis=1) / np.arange(1, T + 1, dtype=np.float32).reshape(1, -1, 1)
     out = np.full_like(x, np.nan)  # every element must be written
-    got = cumsum(x, out=out, stage_bytes=stage_rows * B * C * x.itemsize)
+    got = staged_cumsum(x, out=out, stage_bytes=stage_rows * B * C * x.itemsize)
     assert got is out
     np.testing.assert_allclose(got, expected, rtol=4 * float(np.finfo(np.float32).eps), atol=0)
 
@@ -48,13 +48,13 @@ def test_aligned_like_matches_the_offset_within_a_cache_line(offset: int) -> Non
     assert got.ctypes.data % 64 == like.ctypes.data % 64
 
 
-@pytest.mark.parametrize("name", ["numpy", "numba"])
-def test_cumsum_writes_one_buffer_and_every_call_is_right(name: str) -> None:
+@pytest.mark.parametrize(("name", "variant"), [("numpy", "staged"), ("numba", ""), ("numba", "parallel")])
+def test_cumsum_writes_one_buffer_and_every_call_is_right(name: str, variant: str) -> None:
     adapter = get_backend(name, "auto")
     if not adapter.availability().ok:
         pytest.skip(adapter.availability().reason)
     x = np.random.default_rng(1).standard_normal((3, 64, 100)).astype(np.float32)
-    built = adapter.build("cumsum", adapter.to_device(x, "float32"), "ieee")
+    built = adapter.build_case("cumsum", adapter.to_device(x, "float32"), "ieee", variant=variant)
     first = np.array(built.fn(), copy=True)
     again = built.fn()
     assert again is built.fn()  # no fresh output array per call

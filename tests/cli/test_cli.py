@@ -80,7 +80,9 @@ def test_run_writes_csv_json_and_report(tmp_path: Path, capsys) -> None:
     code = main(["run", "--backends", "numpy", "--sizes", "seed,2x16x4", "--out", str(out), *FAST])
     assert code == 0
     meta, rows = load_run(out)
-    assert len(rows) == 2 * len(FORM_NAMES)
+    # Every form's idiom and NumPy's one variant, cumsum[staged], at each of two sizes.
+    assert len(rows) == 2 * (len(FORM_NAMES) + 1)
+    assert sum(r.variant == "staged" for r in rows) == 2
     # NumPy has no fused attention kernel: those rows are skipped, every other form timed.
     assert {(r.form == "attention", r.status) for r in rows} == {(False, "ok"), (True, "skipped")}
     rows = [r for r in rows if r.status == "ok"]
@@ -92,7 +94,7 @@ def test_run_writes_csv_json_and_report(tmp_path: Path, capsys) -> None:
     assert meta["machine"]["fingerprint"] and meta["run_id"] == rows[0].run_id
     assert "git_commit" in meta
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema_version"] == SCHEMA_VERSION and len(doc["rows"]) == 2 * len(FORM_NAMES)
+    assert doc["schema_version"] == SCHEMA_VERSION and len(doc["rows"]) == 2 * (len(FORM_NAMES) + 1)
     report = (out / "report.md").read_text()
     assert "### cumsum (float32)" in report and "| numpy (cpu) |" in report
 
@@ -126,8 +128,10 @@ def test_check_prints_the_table_and_passes(capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["backend", "form", "size"]
-    n = (len(FORM_NAMES) - 1) * 2 * 2  # forms (attention has no NumPy kernel: skipped) x 2 sizes x 2 inputs
+    # The forms (attention has no NumPy kernel: skipped) and cumsum[staged], x 2 sizes x 2 inputs.
+    n = len(FORM_NAMES) * 2 * 2
     assert out.count(" pass") == n
+    assert out.count("numpy          cumsum[staged]   ") == 4  # the variant checked too, under its name
     assert out.strip().endswith(f"{n} ok, 4 skipped")
 
 
@@ -151,7 +155,7 @@ def test_check_runs_a_user_input_file(tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.arange(24.0).reshape(2, 4, 3))
     code = main(["check", "--backends", "numpy", "--input-file", str(tmp_path / "x.npy"), "--quiet", "--no-isolate"])
     assert code == 0
-    assert capsys.readouterr().out.count("2x4x3") == len(FORM_NAMES)
+    assert capsys.readouterr().out.count("2x4x3") == len(FORM_NAMES) + 1  # and cumsum[staged]
 
 
 def test_backends_lists_availability(capsys) -> None:

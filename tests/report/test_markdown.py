@@ -9,7 +9,7 @@ import pytest
 from suite.cases import Case
 from suite.forms import FORMS
 from suite.report.markdown import render
-from suite.report.tables import correctness_table, not_run_table, timing_tables
+from suite.report.tables import correctness_table, fastest_table, not_run_table, timing_tables
 from suite.results import Row
 
 SMALL, LARGE = (4, 8, 2), (8, 256, 64)
@@ -337,3 +337,29 @@ def test_summary_shows_the_fastest_forms_fraction_of_its_ceiling():
     assert "| numpy (cpu) |  | cumsum, 15% of copy (4.59 GB/s) |" in table
     assert "| torch (cpu) | cumsum, no ceiling | matrix, 95% of matmul (193 GFLOP/s) |" in table
     assert "No ceilings were measured" in render({}, rows)
+
+
+def test_the_idiom_row_comes_first_and_the_variant_is_labelled_beside_it():
+    def at(backend: str, shape: tuple[int, int, int], median: float, variant: str = "") -> Row:
+        B, T, C = shape
+        return Row(Case(backend, "cumsum", B, T, C, variant=variant), device="cpu", median_s=median, iqr_s=1e-5)
+
+    rows = [
+        at("torch", SMALL, 3e-3),
+        at("numpy", SMALL, 2e-3, "staged"),
+        at("numba", SMALL, 1e-3, "parallel"),
+        at("numpy", SMALL, 18e-3),
+        at("numba", SMALL, 4e-3),
+    ]
+    table = table_rows("\n".join(timing_tables(rows)))
+    # Speed-ups are against NumPy's own cumsum, not its staged scan.
+    assert table[2:] == [
+        ["numpy (cpu)", "18 ms ± 10 us"],
+        ["numpy (cpu) cumsum[staged]", "2 ms ± 10 us (9x)"],
+        ["numba (cpu)", "4 ms ± 10 us (4.5x)"],
+        ["numba (cpu) cumsum[parallel]", "1 ms ± 10 us (18x)"],
+        ["torch (cpu)", "3 ms ± 10 us (6x)"],
+    ]
+    fastest = table_rows("\n".join(fastest_table(rows)))
+    # The fastest row says it was the variant.
+    assert fastest[2:4] == [["numpy (cpu)", "cumsum[staged], 2 ms"], ["numba (cpu)", "cumsum[parallel], 1 ms"]]

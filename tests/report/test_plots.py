@@ -18,6 +18,7 @@ import pytest
 
 from suite.cli import main
 from suite.format import format_seconds
+from suite.report import drawing
 from suite.report import plots as plots_module
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, JSON_NAME, load_run, write_json
@@ -248,7 +249,8 @@ def test_a_plotting_error_is_one_logged_line_and_the_report_is_still_written(tmp
 
 def test_run_writes_plots_beside_its_report(tmp_path):
     out = tmp_path / "run"
-    argv = ["run", "--backends", "numpy", "--forms", "cumsum", "--sizes", "1x8x2,1x64x2", "--out", str(out)]
+    argv = ["run", "--backends", "numpy", "--forms", "cumsum", "--variants", "none", "--sizes", "1x8x2,1x64x2"]
+    argv += ["--out", str(out)]
     assert main([*argv, "--budget", "0.03", "--warmup", "0.01", "--quiet", "--no-isolate"]) == 0
     assert (out / "plots" / "time-vs-T-cumsum.png").stat().st_size > 0
     assert "](plots/time-vs-T-cumsum.png)" in (out / "report.md").read_text()
@@ -275,13 +277,13 @@ def test_nothing_to_plot_is_said_so(tmp_path):
 def _figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Capture every figure ``write_plots`` saves, by file name."""
     figures: dict[str, Any] = {}
-    save = plots_module._save
+    save = drawing.save_figure
 
     def keep(fig: Any, folder: Path, name: str, kind: str, title: str) -> Any:
         figures[name] = fig
         return save(fig, folder, name, kind, title)
 
-    monkeypatch.setattr(plots_module, "_save", keep)
+    monkeypatch.setattr(plots_module, "save_figure", keep)
     return figures
 
 
@@ -381,3 +383,22 @@ def test_memory_plot_shows_measured_peak_against_the_estimate(tmp_path, monkeypa
     assert list(ys) == [4.0 * t * t for t in ts]
     dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--" and len(line.get_xdata())]
     assert any(list(line.get_ydata()) == [8.0 * t * t for t in ts] for line in dashed)
+
+
+def test_a_variant_is_a_labelled_curve_on_its_forms_figures(tmp_path, monkeypatch):
+    from tests.stored_runs import row
+
+    rows = [
+        row(f * T / 64, backend=b, variant=v, T=T, seed=T)
+        for b, v, f in (("numpy", "", 4.0), ("numpy", "staged", 1.0), ("torch", "", 2.0))
+        for T in (64, 128, 256)
+    ]
+    figures = _figures(monkeypatch)
+    plots_module.write_plots(tmp_path, rows)
+    # No figure of its own: the variant is drawn beside the idiom, under its name.
+    assert not any("staged" in name for name in figures)
+    legend = [t.get_text() for t in figures["time-vs-T-cumsum"].legends[0].get_texts()]
+    assert [t.split(" k=")[0] for t in legend] == ["numpy", "numpy cumsum[staged]", "torch"]
+    speedup = [t.get_text() for t in figures["speedup-vs-numpy"].legends[0].get_texts()]
+    assert speedup == ["numpy (cpu) cumsum[staged]", "torch (cpu)"]  # over NumPy's idiom, the variant a line
+    assert "forms-numpy" not in figures  # one form and its variant: the time figure shows them

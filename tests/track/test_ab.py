@@ -30,6 +30,7 @@ DELAY_S = {delay}
 
 class Plug(NumpyBackend):
     name = "numpy"
+    form_variants = {{}}  # its delay wraps ``build``: the idioms only
 
     def build(self, form, x, precision):
         built = super().build(form, x, precision)
@@ -70,7 +71,8 @@ def test_ab_catches_a_slowdown_between_two_commits(
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     out = tmp_path / "ab"
     argv = ["ab", "HEAD~1", "HEAD", "--repo", str(scratch_repo), "--out", str(out), "--quiet"]
-    argv += ["--backends", "numpy", "--forms", "cumsum", "--sizes", "1x8x2", "--rounds", "2"]
+    # The plugin's numpy runs the idiom only (this process's numpy offers cumsum[staged]).
+    argv += ["--backends", "numpy", "--forms", "cumsum", "--variants", "none", "--sizes", "1x8x2", "--rounds", "2"]
     argv += ["--budget", "0.05", "--min-samples", "5", "--warmup", "0.01", "--config", str(scratch_repo / "x.toml")]
     assert main(argv) == 2  # a named config that does not exist
     code = main(argv[:-2])
@@ -137,3 +139,22 @@ def test_ab_with_a_missing_repo_or_a_bad_revision_exits_2_and_writes_nothing(tmp
     assert main(["ab", "no-such-rev", "HEAD", "--repo", str(repo), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("numpy", "cumsum", 2, 8, 2),
+        Case("numpy", "cumsum", 2, 8, 2, variant="staged"),
+        Case("numba", "loop", 2, 8, 2, variant="parallel"),
+        Case("torch", "matrix", 2, 8, 2, dtype="float64", input="offset"),
+        Case("torch", "attention", 2, 8, 2, kernel="math"),
+        Case("torch", "attention", 2, 8, 2),
+    ],
+)
+def test_case_flags_select_exactly_the_case(case: Case) -> None:
+    from suite.cli import build_parser
+    from suite.cli._args import spec_from
+
+    args = build_parser().parse_args(["run", *ab.case_flags(case)])
+    assert spec_from(args).cases() == [case]
