@@ -87,6 +87,7 @@ def valgrind_here() -> None:
 def count(out: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     run_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     argv = [sys.executable, "-m", "suite", "run", "--metric", "instructions", "--sizes", "2x8x4", "--quiet"]
+    argv += ["--variants", "none"]  # the idioms: one row per backend and form
     return subprocess.run(
         [*argv, "--out", str(out), *flags], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600
     )
@@ -155,8 +156,8 @@ def test_compare_refuses_a_timed_run_against_a_counted_one(
     planted_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     timed = tmp_path / "timed"
-    assert main(["run", "--backends", "numpy", "--forms", "cumsum", "--sizes", "2x8x4", "--budget", "0.02",
-                 "--warmup", "0.01", "--rounds", "1", "--no-ceilings", "--quiet", "--no-isolate",
+    assert main(["run", "--backends", "numpy", "--forms", "cumsum", "--variants", "none", "--sizes", "2x8x4",
+                 "--budget", "0.02", "--warmup", "0.01", "--rounds", "1", "--no-ceilings", "--quiet", "--no-isolate",
                  "--out", str(timed)]) == 0  # fmt: skip
     capsys.readouterr()
     assert main(["compare", str(timed), str(planted_runs["first"])]) == 2

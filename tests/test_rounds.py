@@ -65,7 +65,7 @@ class _FakeRunner:
     made: ClassVar[list[_FakeRunner]] = []
     calls: ClassVar[list[tuple[int, str]]] = []
 
-    def __init__(self, options: RunOptions, on_note: object = None) -> None:
+    def __init__(self, options: RunOptions, on_note: object = None, counted: bool = False) -> None:
         self.index = len(_FakeRunner.made)
         _FakeRunner.made.append(self)
         self.closed = False

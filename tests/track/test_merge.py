@@ -12,7 +12,17 @@ from suite.machine import fingerprint
 from suite.results import JSON_NAME, REPORT_NAME, load_run, write_json
 from suite.track.merge import MergeError, load_shard, merge_shards
 
-QUICK = ["--backends", "numpy", "--sizes", "1x8x2,1x16x2", "--no-isolate", "--no-ceilings", "--quiet"]
+QUICK = [
+    "--backends",
+    "numpy",
+    "--variants",
+    "none",
+    "--sizes",
+    "1x8x2,1x16x2",
+    "--no-isolate",
+    "--no-ceilings",
+    "--quiet",
+]
 QUICK += ["--budget", "0.01", "--warmup", "0.002", "--min-samples", "3", "--rounds", "1", "--on-contention", "flag"]
 
 
