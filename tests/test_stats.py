@@ -7,7 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from suite.stats import Z95, bootstrap_ratio_ci, fit_power_law, mann_whitney_u, median_ci, two_level_ratio, wilson
+from suite.stats import (
+    Z95,
+    between_spread,
+    bootstrap_ratio_ci,
+    fit_power_law,
+    mann_whitney_u,
+    median_ci,
+    relative_iqr,
+    two_level_ratio,
+    wilson,
+    within_spread,
+)
 from tests.stored_runs import samples
 
 # -- mann_whitney_u and bootstrap_ratio_ci ---------------------------------------------------
@@ -190,3 +201,20 @@ def test_two_level_ratio_sees_the_spread_between_rounds() -> None:
     assert hi - lo > 2 * (pooled_hi - pooled_lo)
     assert two_level_ratio(base, head) == (ratio, lo, hi, p)  # fixed seed
     assert all(math.isnan(v) for v in two_level_ratio([], head))
+
+
+def test_relative_iqr_is_iqr_over_median() -> None:
+    assert relative_iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0 / 3.0)
+    assert math.isnan(relative_iqr([])) and math.isnan(relative_iqr([0.0, 0.0]))
+
+
+def test_within_spread_is_the_median_of_each_rounds_relative_iqr() -> None:
+    rounds = [[1.0, 2.0, 3.0], [10.0, 10.0, 10.0], [1.0, 1.1, 1.2, 1.3]]
+    expected = [1.0 / 2.0, 0.0, 0.15 / 1.15]
+    assert within_spread(rounds) == pytest.approx(float(np.median(expected)))
+    assert math.isnan(within_spread([[], []]))
+
+
+def test_between_spread_ignores_the_noise_within_rounds() -> None:
+    assert between_spread([1.0, 1.2, 1.1]) == pytest.approx(0.2 / 1.1)
+    assert math.isnan(between_spread([1.0, math.nan]))
