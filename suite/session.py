@@ -248,5 +248,5 @@ def run_ceilings(stored: Any, options: RunOptions) -> dict[str, Ceilings] | None
         return None
     ceilings = ceilings_from_metadata(stored)
     if HOST_DEVICE not in ceilings:
-        ceilings[HOST_DEVICE] = measure_host()
+        ceilings[HOST_DEVICE] = measure_host(options.threads)
     return ceilings
