@@ -48,7 +48,8 @@ def merge_rows(rows: Sequence[Row]) -> Row:
     A round that did not produce a timing wins (a failure over a skip), so a case
     that failed once is reported failed. Rows that are themselves pooled keep
     their rounds apart (renumbered after the rounds before them). The merged row
-    is contended when any round was, its ``foreign_cpu`` the largest of the rounds'.
+    is contended when any round was, its ``foreign_cpu`` the largest of the rounds', and
+    drifted when any round was (``suite.canary``).
     """
     if not rows:
         raise ValueError("no rounds to merge")
@@ -92,7 +93,16 @@ def merge_rows(rows: Sequence[Row]) -> Row:
         round_spread=between_spread([float(np.median(p)) for p in parts]),
         foreign_cpu=max(foreign) if foreign else math.nan,
         contended=any(r.contended for r in rows),
+        # The canary: drifted when any round was, each ratio the round's farthest from 1.
+        drifted=any(r.drifted for r in rows),
+        canary_copy=_farthest_from_one([r.canary_copy for r in rows]),
+        canary_matmul=_farthest_from_one([r.canary_matmul for r in rows]),
     )
+
+
+def _farthest_from_one(ratios: Sequence[float]) -> float:
+    known = [r for r in ratios if math.isfinite(r)]
+    return max(known, key=lambda r: abs(r - 1)) if known else math.nan
 
 
 def as_round(row: Row) -> Row:
