@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from suite.cases import Case
-from suite.format import csv_cell, format_p, format_ratio, format_seconds, markdown_table
+from suite.format import csv_cell, format_p, format_ratio, format_seconds, format_spread, markdown_table
 from suite.machine import machine_fingerprint
 from suite.results import Row
 from suite.track.compare import IMPROVEMENTS, REGRESSIONS, VERDICTS, CaseComparison, Comparison
@@ -32,8 +32,14 @@ def _time(r: Row | None) -> str:
     return format_seconds(r.median_s) if r.status == "ok" else f"*{r.status}*"
 
 
+def _spread(r: Row | None) -> str:
+    if r is None or r.status != "ok":
+        return "-"
+    return format_spread(r.within_spread, r.round_spread)
+
+
 def _table(cases: Sequence[CaseComparison]) -> list[str]:
-    header = ["case", "verdict", "base", "head", "head/base [95% CI]", "p", "note"]
+    header = ["case", "verdict", "base", "head", "head/base [95% CI]", "p", "spread base → head", "note"]
     body = [
         [
             f"`{c.key}`",
@@ -42,6 +48,7 @@ def _table(cases: Sequence[CaseComparison]) -> list[str]:
             _time(c.head),
             format_ratio(c.ratio, (c.ci_low, c.ci_high)),
             format_p(c.p_value),
+            f"{_spread(c.base)} → {_spread(c.head)}",
             c.note,
         ]
         for c in cases
@@ -77,7 +84,11 @@ def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str
     lines = [f"## {title}: {status}", ""]
     lines.append(", ".join(f"{n} {v}" for v, n in counts.items()) or "no cases")
     lines += ["", _run_line("base", cmp.base_meta) + "  ", _run_line("head", cmp.head_meta) + "  "]
-    lines.append(f"Rule: {cmp.config.describe()}; the ratio's 95% CI must exclude 1.")
+    lines.append(f"Rule: {cmp.config.describe()}; the ratio's 95% CI must exclude 1.  ")
+    lines.append(
+        "Spread: within a process (IQR / median, median over rounds) / between processes "
+        "((max - min) / median of the round medians)."
+    )
     for w in cmp.warnings:
         lines += ["", f"> **Warning:** {w}"]
     regress, improve, rest = _ordered(cmp)
