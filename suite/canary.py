@@ -13,7 +13,7 @@ Probes: a copy of ``COPY_BYTES`` (``np.copyto``) and a float64 ``MATMUL_N`` squa
 matmul on one BLAS thread, each the best of ``REPEATS`` calls: about 20-30 ms per
 look on the project's machine. A look is taken after a case only when
 ``MIN_INTERVAL_S`` have passed since the last one (cases in between share it), so
-the canary costs at most about 1.5% of a sweep.
+the canary costs at most about 1.5% of a sweep, plus about 0.3 s at run start.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ COPY_BYTES = 16 << 20
 MATMUL_N = 256
 #: Each probe's figure is its best of this many calls.
 REPEATS = 5
+#: The reference is each probe's best over this many looks, after a pause that lets the
+#: thread pools of the ceilings just measured fall asleep (spinning BLAS or Numba
+#: threads made a first look up to 2x slow in a run on the shared 2-core machine).
+REFERENCE_LOOKS = 3
+SETTLE_S = 0.2
 
 #: A probe: seconds of one look at it (its best call).
 Probe = Callable[[], float]
@@ -124,11 +129,17 @@ class Canary:
         self.last = look
         return look
 
-    def start(self) -> Look:
-        """The reference: one untimed look to warm both probes, then the look every other is judged by."""
+    def start(self, sleep: Callable[[float], None] = time.sleep) -> Look:
+        """The reference every look is judged by: each probe's best of ``REFERENCE_LOOKS`` looks.
+
+        One look first warms both probes (buffers faulted in, BLAS loaded) and does not count.
+        """
+        sleep(SETTLE_S)
         self._take()
-        self.looks = 0
-        self.reference = self._take()
+        looks = [self._take() for _ in range(REFERENCE_LOOKS)]
+        self.looks = 1
+        self.reference = Look(looks[-1].at, min(x.copy_s for x in looks), min(x.matmul_s for x in looks))
+        self.last = self.reference
         return self.reference
 
     def look(self) -> Look:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar
 
 import pytest
 
 from suite import session
-from suite.canary import Canary, copy_probe, matmul_probe
+from suite.canary import REFERENCE_LOOKS, Canary, copy_probe, matmul_probe
 from suite.cases import Case, RunOptions
 from suite.results import Row
 from suite.rounds import merge_rows
@@ -27,7 +28,13 @@ def fake_canary(
     copy_s: list[float], matmul_s: list[float], clock: FakeClock, limit: float = 0.10, min_interval_s: float = 2.0
 ) -> Canary:
     copies, matmuls = iter(copy_s), iter(matmul_s)
-    return Canary(limit, min_interval_s, copy=lambda: next(copies), matmul=lambda: next(matmuls), clock=clock)
+    canary = Canary(limit, min_interval_s, copy=lambda: next(copies), matmul=lambda: next(matmuls), clock=clock)
+    canary.start = functools.partial(canary.start, sleep=lambda s: None)  # type: ignore[method-assign]
+    return canary
+
+
+#: The looks ``Canary.start`` takes: one warm-up, then the reference's.
+START = 1 + REFERENCE_LOOKS
 
 
 def ok_row(case: Case | None = None) -> Row:
@@ -36,10 +43,11 @@ def ok_row(case: Case | None = None) -> Row:
 
 def test_a_case_between_slow_looks_is_drifted() -> None:
     clock = FakeClock()
-    # Warm-up look, reference, then looks around two cases: the second after a 25% slow copy.
-    canary = fake_canary([9.0, 1.0, 1.02, 1.25], [9.0, 2.0, 2.0, 2.0], clock)
+    # Warm-up look, three for the reference (each probe's best), then looks around a case: 25% slow after it.
+    canary = fake_canary([9.0, 1.1, 1.0, 1.05, 1.02, 1.25], [9.0, 2.0, 2.1, 2.0, 2.0, 2.0], clock)
     canary.start()
-    assert canary.reference is not None and canary.reference.copy_s == 1.0  # the warm-up look is not it
+    assert canary.reference is not None and canary.reference.copy_s == 1.0  # the best, not the warm-up's 9 s
+    assert canary.reference.matmul_s == 2.0
     clock.now = 5.0
     before = canary.look()
     row = ok_row()
@@ -58,7 +66,7 @@ def test_a_case_between_slow_looks_is_drifted() -> None:
 
 def test_faster_than_at_start_counts_too_and_the_limit_is_the_runs() -> None:
     clock = FakeClock()
-    canary = fake_canary([1.0, 1.0, 1.0], [2.0, 2.0, 1.6], clock, limit=0.3)
+    canary = fake_canary([1.0] * 5, [2.0] * START + [1.6], clock, limit=0.3)
     canary.start()
     clock.now = 3.0
     look = canary.look()
@@ -70,7 +78,7 @@ def test_faster_than_at_start_counts_too_and_the_limit_is_the_runs() -> None:
 
 def test_looks_closer_than_the_interval_are_shared() -> None:
     clock = FakeClock()
-    canary = fake_canary([1.0] * 4, [1.0] * 4, clock, min_interval_s=2.0)
+    canary = fake_canary([1.0] * 6, [1.0] * 6, clock, min_interval_s=2.0)
     canary.start()
     first = canary.look()
     clock.now = 1.0
@@ -82,7 +90,7 @@ def test_looks_closer_than_the_interval_are_shared() -> None:
 
 def test_only_timed_rows_are_marked() -> None:
     clock = FakeClock()
-    canary = fake_canary([1.0, 1.0, 2.0], [1.0, 1.0, 1.0], clock)
+    canary = fake_canary([1.0] * START + [2.0], [1.0] * 5, clock)
     canary.start()
     clock.now = 9.0
     slow = canary.look()
@@ -123,7 +131,7 @@ def test_the_sweep_looks_between_cases_and_marks_the_drifted_one(monkeypatch: py
     _Runner.clock = clock
     monkeypatch.setattr(session, "make_runner", _Runner)
     # Warm-up, reference, then one look after each of three cases: the second case ends slow.
-    canary = fake_canary([1.0, 1.0, 1.0, 1.5, 1.0], [1.0] * 5, clock)
+    canary = fake_canary([1.0] * START + [1.0, 1.5, 1.0], [1.0] * 7, clock)
     canary.start()
     cases = [Case("numpy", f, 1, 8, 2) for f in ("cumsum", "matrix", "loop")]
     rows = list(session.run_cases(cases, RunOptions(), lambda r: None, canary=canary))
