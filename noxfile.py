@@ -107,8 +107,8 @@ def pybench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def selftest(session: nox.Session) -> None:
-    """The harness measured against timeit and torch.utils.benchmark on the same kernels."""
-    install_suite(session, "all")
+    """The harness against timeit, torch.utils.benchmark and pyperf on the default sweep's kernels (a few minutes)."""
+    install_suite(session, "all,selftest")
     session.run("python", "-m", "suite", "selftest", *session.posargs)
 
 

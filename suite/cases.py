@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from backends import DTYPES, PRECISIONS, REGISTRY
+from suite.canary import DRIFT_LIMIT
 from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
 from suite.reference import FILE_INPUT, INPUT_KINDS
@@ -272,6 +273,9 @@ class RunOptions:
     # Rounds: each case measured in this many fresh worker processes, interleaved
     # across the sweep (suite.session.run_cases), pooled into one row (suite.rounds).
     rounds: int = 1
+    # The machine canary (suite.canary): a row is ``drifted`` when the canary's speed
+    # moved by more than this fraction from run start; 0 turns the canary off.
+    drift_limit: float = DRIFT_LIMIT
     # Fleet (suite.fleet): the Ray cluster that places the cases (auto, local,
     # ray://HOST:PORT, HOST:PORT); "" runs them on this machine.
     cluster: str = ""

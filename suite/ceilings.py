@@ -17,18 +17,18 @@ device, dtype or mode has no measured ceiling get no bound (``""``, NaN).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from backends._common import best_seconds
 from backends.base import Ceilings, matmul_key
+from suite.copy_probes import COPY_PROBES, MIN_TIME_S, REPEATS, CopyProbe
+from suite.machine import cache_sizes
 from suite.results import Row
 
 #: The device string of host rows (what CPU adapters report from ``device()``).
@@ -44,56 +44,48 @@ MAX_COPY_BYTES = 512 << 20
 #: the ceilings it measured in its results.json).
 HOST_MATMUL_SIZES: tuple[int, ...] = (512, 1024)
 HOST_DTYPES: tuple[str, ...] = ("float32", "float64")
-REPEATS = 5
 
 
 def last_level_cache_bytes() -> int:
-    """Size of the largest CPU cache, from sysfs; 32 MiB where unknown."""
-    sizes = []
-    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        try:
-            text = entry.read_text().strip().upper()
-        except OSError:
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        digits = text.rstrip("KMG")
-        if digits.isdigit():
-            sizes.append(int(digits) * scale)
-    return max(sizes) if sizes else 32 << 20
+    """Size of the largest CPU cache (``suite.machine.cache_sizes``); 32 MiB where unknown."""
+    return max(cache_sizes().values(), default=32 << 20)
 
 
-#: Seconds each ceiling keeps timing at the least, so that BLAS threads are awake
-#: (why, measured: results/tuning/ceilings.md).
-MIN_TIME_S = 0.1
+@dataclass(frozen=True)
+class CopyCeiling:
+    """The host's copy ceiling: the best probe's rate, the buffer, and every probe's rate."""
+
+    gbs: float
+    nbytes: int
+    best: str
+    rates: dict[str, float]
 
 
-def host_copy_gbs(nbytes: int | None = None, threads: int | None = None) -> tuple[float, int]:
-    """Best copy rate of a buffer much larger than the last-level cache, and its size.
+def host_copy(
+    nbytes: int | None = None, threads: int | None = None, probes: Mapping[str, CopyProbe] = COPY_PROBES
+) -> CopyCeiling:
+    """The best copy rate of a buffer much larger than the last-level cache over every probe.
 
-    Bytes counted are the bytes read plus the bytes written (2 x the buffer).
-    Both buffers are written first so page faults stay out of the timing. The
-    copy is timed on one thread and split over ``threads`` (default: every
-    core; NumPy releases the GIL while it copies), and the faster counts: one
-    core alone often cannot saturate the memory system, and a parallel compiled
-    loop should be judged against what all cores can move.
+    Bytes counted are the bytes read plus the bytes written (2 x the buffer). Both
+    buffers are written first so page faults stay out of the timing. ``threads``
+    is the run's thread count (default: every core); each probe copies on it
+    (``suite.copy_probes``), and the fastest is the ceiling, so a parallel
+    compiled loop is judged against the best the cores can move.
     """
     if nbytes is None:
         nbytes = min(max(CACHE_MULTIPLE * last_level_cache_bytes(), MIN_COPY_BYTES), MAX_COPY_BYTES)
     src = np.ones(nbytes // 8, dtype=np.float64)
     dst = np.zeros_like(src)
-    seconds = best_seconds(lambda: np.copyto(dst, src), REPEATS, MIN_TIME_S)
     threads = threads or os.cpu_count() or 1
-    if threads > 1:
-        edges = np.linspace(0, src.size, threads + 1).astype(int)
-        parts = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
-        with ThreadPoolExecutor(threads) as pool:
-
-            def split_copy() -> None:
-                for _ in pool.map(lambda s: np.copyto(dst[s], src[s]), parts):
-                    pass
-
-            seconds = min(seconds, best_seconds(split_copy, REPEATS, MIN_TIME_S))
-    return 2.0 * src.nbytes / seconds / 1e9, int(src.nbytes)
+    rates: dict[str, float] = {}
+    for name, probe in probes.items():
+        seconds = probe(dst, src, threads)
+        if seconds is not None and seconds > 0:
+            rates[name] = 2.0 * src.nbytes / seconds / 1e9
+    if not rates:
+        raise RuntimeError("no copy probe ran")
+    best = max(rates, key=lambda k: rates[k])
+    return CopyCeiling(rates[best], int(src.nbytes), best, rates)
 
 
 def host_matmul_gflops(dtype: str, n: int = 1024) -> float:
@@ -106,17 +98,19 @@ def host_matmul_gflops(dtype: str, n: int = 1024) -> float:
     return 2.0 * n**3 / seconds / 1e9
 
 
-def measure_host() -> Ceilings:
-    """The host's copy bandwidth and float32/float64 matmul rates (about half a second)."""
-    copy_gbs, nbytes = host_copy_gbs()
+def measure_host(threads: int | None = None) -> Ceilings:
+    """The host's copy bandwidth on ``threads`` and float32/float64 matmul rates (one to two seconds)."""
+    copy = host_copy(threads=threads)
     matmul = {matmul_key(d, "ieee"): max(host_matmul_gflops(d, n) for n in HOST_MATMUL_SIZES) for d in HOST_DTYPES}
     return Ceilings(
         device=HOST_DEVICE,
-        copy_gbs=copy_gbs,
+        copy_gbs=copy.gbs,
         matmul_gflops=matmul,
         measured_by="numpy",
         notes=(
-            f"np.copyto of {nbytes >> 20} MiB on 1 and {os.cpu_count()} threads; "
+            f"copy of {copy.nbytes >> 20} MiB on {threads or os.cpu_count()} threads, best of "
+            + ", ".join(f"{k} {v:.3g} GB/s" for k, v in copy.rates.items())
+            + f" ({copy.best}); "
             f"n^3 matmuls for n in {', '.join(map(str, HOST_MATMUL_SIZES))}; "
             f"each the best of {REPEATS} or more calls over {MIN_TIME_S:g} s or more"
         ),
@@ -158,6 +152,29 @@ def annotate(row: Row, ceilings: Mapping[str, Ceilings]) -> None:
     row.bound, row.ceiling_frac = bound_and_fraction(
         row.flops / row.bytes, row.gflops, row.gbs, ceiling, row.dtype, row.precision
     )
+
+
+def smallest_cache_holding(nbytes: float, caches: Mapping[str, int]) -> str | None:
+    """The smallest cache level (``L2``) that holds ``nbytes``; None when none does or sizes are unknown."""
+    fits = [(size, level) for level, size in caches.items() if size > 0 and nbytes <= size]
+    return min(fits)[1] if fits else None
+
+
+def beyond_ceiling(row: Row, caches: Mapping[str, int]) -> str:
+    """What a row above its ceiling (``ceiling_frac`` > 1) means; "" for a row at or below it.
+
+    A memory-bound row whose working set (the form's bytes model, ``row.bytes``:
+    input read plus output written) fits a cache of the measuring machine
+    (``caches``, ``suite.machine.cache_sizes``) ran from that cache: ``in cache``.
+    Any other row above its ceiling is ``ceiling exceeded``: the ceiling is not
+    the upper bound it must be, a bug in the ceiling, not a fast row.
+    """
+    if not row.ceiling_frac > 1:
+        return ""
+    level = smallest_cache_holding(row.bytes, caches) if row.bound == "memory" else None
+    if level is not None:
+        return f"in cache: its {row.bytes / 2**20:.3g} MiB fit in {level}"
+    return "ceiling exceeded: out of cache, so the ceiling is too low (a bug in the ceiling)"
 
 
 def to_metadata(ceilings: Mapping[str, Ceilings]) -> dict[str, dict[str, Any]]:

@@ -53,6 +53,17 @@ def format_ratio(ratio: float, ci: tuple[float, float] | None = None) -> str:
     return f"{ratio:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def format_spread(within: float, between: float) -> str:
+    """``2.1%/8%``: the spread within a process, then between processes; ``-`` for what is unknown."""
+
+    def pct(x: float) -> str:
+        if x is None or math.isnan(x):
+            return "-"
+        return f"{x:.1%}" if x < 0.095 else f"{x:.0%}"
+
+    return f"{pct(within)}/{pct(between)}"
+
+
 def format_p(p: float) -> str:
     """A p-value to two significant digits; ``-`` for NaN."""
     return "-" if math.isnan(p) else f"{p:.2g}"

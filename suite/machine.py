@@ -57,6 +57,27 @@ def _meminfo(field: str) -> int | None:
         return None
 
 
+#: Where Linux lists the caches of the first CPU.
+CACHE_SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def cache_sizes(root: Path = CACHE_SYSFS) -> dict[str, int]:
+    """The CPU's data and unified caches by level (``L1``, ``L2``, ``L3``) in bytes, from sysfs; {} where unknown."""
+    sizes: dict[str, int] = {}
+    for entry in sorted(root.glob("index*")):
+        try:
+            kind = (entry / "type").read_text().strip()
+            level = (entry / "level").read_text().strip()
+            text = (entry / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if kind != "Instruction" and digits.isdigit():
+            sizes[f"L{level}"] = max(sizes.get(f"L{level}", 0), int(digits) * scale)
+    return sizes
+
+
 def library_versions() -> dict[str, str]:
     out = {}
     for name in _LIBS:
@@ -126,6 +147,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "libraries": library_versions(),
         "blas": blas_info(),
+        "caches": cache_sizes(),  # not in the fingerprint: the report's in-cache wording reads it
     }
     info.update(gpu_info())
     info["fingerprint"] = fingerprint(info)

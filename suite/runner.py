@@ -39,7 +39,7 @@ from suite.reference import (
     validate_input,
 )
 from suite.results import Row, measurement_fields
-from suite.timing import Timer
+from suite.timing import UNSTABLE_NOTE, Timer
 
 
 def first_line(e: BaseException) -> str:
@@ -156,7 +156,7 @@ def run_case(
         extras, why_not = after_timing(
             memory, case.backend, case.key, built.fn, adapter.sync, options.profile_dir, m.median
         )
-        notes = ["unstable: IQR/median above 10%" if m.unstable else "", watched.reason(), built.notes, why_not]
+        notes = [UNSTABLE_NOTE if m.unstable else "", watched.reason(), built.notes, why_not]
         return done(
             status="ok",
             reason="; ".join(filter(None, notes)),

@@ -1,165 +1,203 @@
-"""The harness measured against its peers: ``python -m suite selftest``.
+"""The harness measured against its peers, on what users run: ``python -m suite selftest``.
 
-On the same kernels, in one process and interleaved round by round (the order of
-the timers rotates each round, so machine drift and order hit every timer
-alike), compare the suite's median with ``timeit`` and with
-``torch.utils.benchmark.Timer.blocked_autorange``; and measure the suite's own
-per-call overhead on an empty function. This is a benchmark, not a test: it
-prints ratios, and their figures go into the README.
+For the forms and sizes of the default sweep (``KERNELS``: NumPy and torch ``cumsum``
+and ``matrix`` at 8 x {8, 128, 1024} x 256, torch ``matrix`` 8x1024x256 among them)
+it times each kernel with the suite's ``Timer`` and with three peers, on one thread
+count for all: ``timeit``, ``torch.utils.benchmark`` (``blocked_autorange``, told
+the thread count: its default is one thread) and pyperf (``suite.pyperf_timer``:
+its own worker processes, the threads pinned through their environment). It prints
+one table, the median of each and the largest disagreement of a peer with the suite,
+and writes the same table to ``--out`` when asked. This is a benchmark, not a test:
+its figures go into the README from a quiet machine.
 
-The three must measure the same thing. ``torch.utils.benchmark.Timer`` runs its
-statement on **one** thread unless told otherwise (``num_threads=1`` by default),
-while the suite and ``timeit`` run torch at its own thread count: the selftest
-pins one count for all three (torch's, read once) and, as a diagnostic, also
-times each torch kernel with ``torch.utils.benchmark`` on one thread. At the end
-it says which explains a disagreement: **threads** (the one-thread figure is
-where the odd timer was), **noise** (the timers disagree by no more than each
-disagrees with itself between rounds, or the machine was busy: the foreign load
-of ``suite.contention``), or neither (a real disagreement).
+Timers are injectable (``measure(timers=...)``), so the table's making is tested
+without timing anything. torch and pyperf are imported only when their timer runs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
+import sys
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backends import get_backend
-from suite.format import format_seconds
-from suite.timing import Timer, TimerConfig, measure_overhead
+from suite.format import format_seconds, markdown_table
+from suite.timing import Timer, TimerConfig
 
-Kernel = tuple[str, Callable[[], Any]]
-TIMERS = ("suite", "timeit", "torch")
+Shape = tuple[int, int, int]
+#: (backend, form, shape): the default sweep's forms at three of its sizes (B = 8, C = 256).
+KERNELS: tuple[tuple[str, str, Shape], ...] = tuple(
+    (backend, form, (8, t, 256))
+    for backend in ("numpy", "torch")
+    for form in ("cumsum", "matrix")
+    for t in (8, 128, 1024)
+)
+#: The table's timer columns, in order.
+TIMERS = ("suite", "timeit", "torch.utils.benchmark", "pyperf")
+#: Seconds of sampling each in-process timer gets per kernel.
+BUDGET_S = 1.0
 
 
-def kernels() -> list[Kernel]:
-    """NumPy and torch (CPU) kernels from about 10 us to about 1 ms."""
-    out: list[Kernel] = []
-    rng = np.random.default_rng(0)
-    for backend in ("numpy", "torch"):
-        adapter = get_backend(backend, "cpu")
-        if not adapter.availability().ok:
-            continue
-        for form, shape in (("cumsum", (4, 64, 32)), ("matrix", (4, 64, 32)), ("cumsum", (8, 256, 64))):
-            x = adapter.to_device(rng.standard_normal(shape), "float32")
-            out.append((f"{backend} {form} {'x'.join(map(str, shape))}", adapter.build(form, x, "ieee").fn))
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel of the selftest: what it is, and the zero-argument call the timers run."""
+
+    backend: str
+    form: str
+    shape: Shape
+    fn: Callable[[], Any] = field(compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend} {self.form} {'x'.join(map(str, self.shape))}"
+
+
+#: A timer: (kernel, threads) -> median seconds per call, or None where it cannot run.
+TimerFn = Callable[[Kernel, int], float | None]
+
+
+def set_threads(threads: int) -> None:
+    """Size torch's and the BLAS thread pools of this process to ``threads`` (torch only where imported)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def build_kernel(backend: str, form: str, shape: Shape, threads: int) -> Callable[[], Any]:
+    """The kernel's call as the sweep builds it (seeded float32 input, IEEE precision), on ``threads``.
+
+    Also the setup pyperf's workers run (``suite.pyperf_timer``).
+    """
+    set_threads(threads)
+    adapter = get_backend(backend, "cpu")
+    x = adapter.to_device(np.random.default_rng(0).standard_normal(shape), "float32")
+    return adapter.build(form, x, "ieee").fn
+
+
+def kernels(threads: int, specs: Sequence[tuple[str, str, Shape]] = KERNELS) -> list[Kernel]:
+    """The kernels whose backend is installed."""
+    out = []
+    for backend, form, shape in specs:
+        if get_backend(backend, "cpu").availability().ok:
+            out.append(Kernel(backend, form, shape, build_kernel(backend, form, shape, threads)))
     return out
 
 
-def time_suite(fn: Callable[[], Any]) -> float:
-    return Timer(fn, lambda _: None, TimerConfig(budget_s=1.0)).measure().median
+def time_suite(k: Kernel, threads: int) -> float | None:
+    return Timer(k.fn, lambda _: None, TimerConfig(budget_s=BUDGET_S)).measure().median
 
 
-def time_timeit(fn: Callable[[], Any]) -> float:
-    t = timeit.Timer(fn)
+def time_timeit(k: Kernel, threads: int) -> float | None:
+    t = timeit.Timer(k.fn)
     number, _ = t.autorange()
     return statistics.median(s / number for s in t.repeat(repeat=7, number=number))
 
 
-def torch_threads() -> int | None:
+def time_torch(k: Kernel, threads: int) -> float | None:
+    """``torch.utils.benchmark`` on ``threads`` threads; None without torch."""
     try:
-        import torch
+        from torch.utils.benchmark import Timer as TorchTimer
     except ImportError:
         return None
-    return int(torch.get_num_threads())
+    timer = TorchTimer(stmt="fn()", globals={"fn": k.fn}, num_threads=threads)
+    return float(timer.blocked_autorange(min_run_time=BUDGET_S).median)
 
 
-def time_torch(fn: Callable[[], Any], threads: int | None) -> float | None:
-    """``torch.utils.benchmark`` on ``threads`` threads (its default would be one)."""
-    if threads is None:
-        return None
-    from torch.utils.benchmark import Timer as TorchTimer
+def time_pyperf(k: Kernel, threads: int) -> float | None:
+    """pyperf's median in its own worker processes; None (with a one-line note) when it cannot run."""
+    from suite.pyperf_timer import PyperfUnavailable, pyperf_median
 
-    timer = TorchTimer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    return float(timer.blocked_autorange(min_run_time=1.0).median)
-
-
-def _spread(values: list[float]) -> float:
-    """(max - min) / median of one timer's rounds: how much it disagrees with itself."""
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2:
-        return math.nan
-    return (max(finite) - min(finite)) / statistics.median(finite)
-
-
-def diagnose(worst: float, self_spread: float, one_thread_explains: bool, foreign: float) -> str:
-    """Which explains the largest deviation: threads, noise, or neither."""
-    if worst <= 0.05:
-        return "the timers agree (within 5%)"
-    if one_thread_explains:
-        return "threads: the odd timer matches the one-thread figure; the timers ran on different thread counts"
-    if worst <= self_spread or foreign >= 0.25:
-        busy = f"; the machine was busy (foreign load {foreign:.2f} cores)" if foreign >= 0.25 else ""
-        return (
-            f"noise: the timers disagree by no more than each one disagrees with itself between rounds "
-            f"(up to {self_spread:.0%}){busy}; re-run on a quiet machine with more --repeat"
-        )
-    return "neither threads nor noise: a real disagreement between the timers; investigate"
-
-
-def main(repeat: int = 3) -> int:
-    from suite.contention import CpuMonitor
-
-    threads = torch_threads()
-    monitor = None
+    setup = (
+        f"from suite.selftest import build_kernel; fn = build_kernel({k.backend!r}, {k.form!r}, {k.shape!r}, {threads})"
+    )
     try:
-        monitor = CpuMonitor(threads or 1)
-        monitor.start()
-    except Exception:  # no psutil: the diagnosis goes without the machine's load
-        monitor = None
-    overhead = measure_overhead()
-    print(
-        f"suite overhead per call (empty function): median {format_seconds(overhead.median)}, "
-        f"{overhead.calls_per_sample} calls per sample"
+        return pyperf_median(setup, "fn()", threads)
+    except PyperfUnavailable as e:
+        print(f"selftest: {k.name}: {e}", file=sys.stderr)
+        return None
+
+
+DEFAULT_TIMERS: Mapping[str, TimerFn] = {
+    "suite": time_suite,
+    "timeit": time_timeit,
+    "torch.utils.benchmark": time_torch,
+    "pyperf": time_pyperf,
+}
+
+
+@dataclass
+class KernelTimes:
+    """One line of the table: a kernel's median under each timer (NaN where it did not run)."""
+
+    name: str
+    medians: dict[str, float]
+
+    @property
+    def disagreement(self) -> float:
+        """The largest ``|peer / suite - 1|`` over the peers that ran; NaN without the suite or a peer."""
+        base = self.medians.get("suite", math.nan)
+        peers = [v for k, v in self.medians.items() if k != "suite" and math.isfinite(v)]
+        if not (base > 0) or not peers:
+            return math.nan
+        return max(abs(v / base - 1) for v in peers)
+
+
+def measure(found: Sequence[Kernel], threads: int, timers: Mapping[str, TimerFn] = DEFAULT_TIMERS) -> list[KernelTimes]:
+    """Each kernel under each timer, one after the other; a timer that cannot run leaves NaN."""
+    out = []
+    for k in found:
+        medians = {}
+        for name in TIMERS:
+            fn = timers.get(name)
+            value = fn(k, threads) if fn is not None else None
+            medians[name] = math.nan if value is None else float(value)
+        out.append(KernelTimes(k.name, medians))
+    return out
+
+
+def table(results: Sequence[KernelTimes]) -> list[str]:
+    """The selftest's one table: kernel, each timer's median, the largest disagreement with the suite."""
+    body = [
+        [
+            r.name,
+            *(format_seconds(r.medians.get(t, math.nan)) for t in TIMERS),
+            "-" if math.isnan(r.disagreement) else f"{r.disagreement:.1%}",
+        ]
+        for r in results
+    ]
+    return markdown_table(["kernel", *(f"{t} median" for t in TIMERS), "max disagreement"], body)
+
+
+def main(out: Path | None = None, threads: int | None = None, timers: Mapping[str, TimerFn] = DEFAULT_TIMERS) -> int:
+    """Measure, print the table (and write it to ``out``); 0, or 1 when no kernel could be built."""
+    threads = threads or os.cpu_count() or 1
+    set_threads(threads)
+    found = kernels(threads)
+    if not found:
+        print("selftest: no kernel could be built (is numpy importable?)")
+        return 1
+    header = (
+        f"Each timer's median per call on {threads} threads; max disagreement: the largest |peer / suite - 1|. "
+        "pyperf ran in its own worker processes."
     )
-    print(f"torch threads for every timer: {threads if threads is not None else 'torch not installed'}")
-    found = kernels()
-    results: dict[str, dict[str, list[float]]] = {
-        name: {"suite": [], "timeit": [], "torch": [], "torch@1": []} for name, _ in found
-    }
-    for r in range(repeat):
-        for name, fn in found:
-            order = TIMERS[r % 3 :] + TIMERS[: r % 3]
-            for which in order:
-                if which == "suite":
-                    results[name]["suite"].append(time_suite(fn))
-                elif which == "timeit":
-                    results[name]["timeit"].append(time_timeit(fn))
-                elif (t := time_torch(fn, threads)) is not None:
-                    results[name]["torch"].append(t)
-            if name.startswith("torch") and threads not in (None, 1) and (t1 := time_torch(fn, 1)) is not None:
-                results[name]["torch@1"].append(t1)
-    foreign = monitor.stop().foreign if monitor is not None else math.nan
-    header = f"{'kernel':<24} {'suite':>10} {'timeit':>10} {'torch':>10} {'torch@1thr':>11}"
-    print(f"\n{header} {'suite/timeit':>13} {'suite/torch':>12} {'self-spread':>12}")
-    worst, worst_name, self_spread, explains = 0.0, "", 0.0, False
-    for name, by in results.items():
-        med = {k: statistics.median(v) if v else math.nan for k, v in by.items()}
-        r_timeit = med["suite"] / med["timeit"]
-        r_torch = med["suite"] / med["torch"]
-        spread = max((s for k in TIMERS if math.isfinite(s := _spread(by[k]))), default=math.nan)
-        dev = max(abs(r_timeit - 1), abs(r_torch - 1) if math.isfinite(r_torch) else 0.0)
-        if dev > worst:
-            worst, worst_name, self_spread = dev, name, spread
-            # The odd timer out sits within 5% of the one-thread figure while the others do not.
-            one = med["torch@1"]
-            explains = bool(
-                math.isfinite(one)
-                and any(abs(med[k] / one - 1) <= 0.05 for k in TIMERS)
-                and not all(abs(med[k] / one - 1) <= 0.05 for k in TIMERS)
-            )
-        print(
-            f"{name:<24} {format_seconds(med['suite']):>10} {format_seconds(med['timeit']):>10} "
-            f"{format_seconds(med['torch']):>10} {format_seconds(med['torch@1']):>11} "
-            f"{r_timeit:>13.3f} {r_torch:>12.3f} {spread:>12.1%}"
-        )
-    print(
-        f"\nlargest deviation from a peer: {worst:.1%} ({worst_name}; medians of {repeat} interleaved rounds); "
-        f"foreign load while measuring: {foreign:.2f} cores"
-    )
-    print(f"diagnosis: {diagnose(worst, self_spread, explains, foreign)}")
+    lines = [header, "", *table(measure(found, threads, timers))]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}")
     return 0

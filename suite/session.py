@@ -22,6 +22,7 @@ from typing import Any
 
 from backends.base import Ceilings
 from suite import fleet, machine
+from suite.canary import Canary
 from suite.cases import Case, RunOptions, SweepSpec
 from suite.ceilings import HOST_DEVICE, annotate, measure_host
 from suite.ceilings import from_metadata as ceilings_from_metadata
@@ -77,6 +78,7 @@ def run_cases(
     infos: dict[str, BackendInfo] | None = None,
     ceilings: dict[str, Ceilings] | None = None,
     machines: dict[str, dict[str, Any]] | None = None,
+    canary: Canary | None = None,
 ) -> Iterator[Row]:
     """Run ``cases`` in order, handing every row to ``on_row`` as soon as it exists.
 
@@ -96,6 +98,11 @@ def run_cases(
     the others in full (a row of fewer rounds would be judged at another level).
     ``progress`` sees every round of every case (``len(cases) * R`` steps); when
     it has a ``note`` method, that hears contention waits as they happen.
+
+    With a ``canary`` (``suite.canary``, started by the caller) the machine is looked
+    at between cases, here in the parent while no case is timed, and each timed row
+    gets the canary's figures for the looks around its case (``drifted`` past the
+    limit).
     """
     if options.cluster:  # a Ray cluster places the cases; each node's ceilings judge its rows (suite.fleet)
         yield from fleet.run_cases(cases, options, on_row, progress, infos, machines)
@@ -127,9 +134,12 @@ def run_cases(
                 if progress:
                     progress(step, total, case, None, 0.0)
                 t0 = time.perf_counter()
+                before = canary.look() if canary is not None else None
                 info = runner.info(case.backend)
                 infos.setdefault(case.backend, info)
                 got = Row(case, status="skipped", reason=info.reason) if not info.available else runner.run(case)
+                if canary is not None and before is not None:
+                    canary.mark(got, before, canary.look())
                 if ceilings is not None and info.ceilings is not None:
                     # First measurement of a device wins: every row of the run is
                     # judged against the same ceiling, the one stored in the metadata.
@@ -213,6 +223,14 @@ class Session:
         cases = [c for c in spec.cases() if c.key not in finished]
         log = RowLog(self.out / CSV_NAME, resume=self.resume)
         infos: dict[str, BackendInfo] = {}
+        # The canary's reference is taken after the ceilings, just before the first case.
+        canary = (
+            Canary(limit=options.drift_limit)
+            if options.drift_limit > 0 and options.measure and not options.cluster
+            else None
+        )
+        if canary is not None:
+            canary.start()
 
         def on_row(row: Row) -> None:
             row.run_id = run_id
@@ -227,7 +245,7 @@ class Session:
 
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
-            for _ in run_cases(cases, options, on_row, progress_for(cases), infos, ceilings, machines):
+            for _ in run_cases(cases, options, on_row, progress_for(cases), infos, ceilings, machines, canary):
                 pass
         except (KeyboardInterrupt, Interrupted):
             self.interrupted = True
@@ -240,6 +258,8 @@ class Session:
             meta["backends"] = {k: dataclasses.asdict(v) for k, v in infos.items()}
             if ceilings is not None:
                 meta["ceilings"] = ceilings_to_metadata(ceilings)
+            if canary is not None:
+                meta["canary"] = canary.metadata()
             with_machines(meta, machines)
             meta["interrupted"] = self.interrupted
             meta["finished"] = machine.now_iso()
@@ -260,5 +280,5 @@ def run_ceilings(stored: Any, options: RunOptions) -> dict[str, Ceilings] | None
         return None
     ceilings = ceilings_from_metadata(stored)
     if HOST_DEVICE not in ceilings:
-        ceilings[HOST_DEVICE] = measure_host()
+        ceilings[HOST_DEVICE] = measure_host(options.threads)
     return ceilings

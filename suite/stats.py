@@ -2,6 +2,9 @@
 
 - :func:`median_ci`: distribution-free confidence interval of a median (the timer's
   stopping rule and every row's ``ci_low_s``/``ci_high_s``);
+- :func:`relative_iqr`, :func:`within_spread` and :func:`between_spread`: the two
+  spreads a row carries, noise inside one process (``within_spread``, what
+  ``unstable`` judges) and the spread between processes (``round_spread``);
 - :func:`mann_whitney_u` and :func:`bootstrap_ratio_ci`: the sample-level tests the
   compare gate uses for single-round rows (``suite.track.compare``), both
   ``scipy.stats``;
@@ -52,6 +55,43 @@ def median_ci(sorted_samples: np.ndarray, z: float = Z95) -> tuple[float, float]
     lo = max(math.floor(n / 2 - half), 0)
     hi = min(math.ceil(n / 2 + half), n - 1)
     return float(sorted_samples[lo]), float(sorted_samples[hi])
+
+
+def relative_iqr(samples: Sequence[float] | np.ndarray) -> float:
+    """Interquartile range / median of one process's samples; NaN when empty or the median is not positive."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan
+    mid = float(np.median(x))
+    if not mid > 0:
+        return math.nan
+    q1, q3 = np.percentile(x, [25, 75])
+    return float(q3 - q1) / mid
+
+
+def within_spread(rounds: Sequence[Sequence[float] | np.ndarray]) -> float:
+    """The noise inside a process: the median over rounds of each round's IQR / median.
+
+    Each round is one process; the spread between their medians is left out on
+    purpose (that is :func:`between_spread`). NaN when no round has samples.
+    """
+    spreads = [s for r in rounds if math.isfinite(s := relative_iqr(r))]
+    return float(np.median(spreads)) if spreads else math.nan
+
+
+def between_spread(medians: Sequence[float]) -> float:
+    """The spread between processes: (max - min) / median of the round medians.
+
+    The whole range, not a quantile: with the two or three rounds a sweep runs, a
+    range is what there is, and a reader can check it by eye. NaN with fewer than
+    two rounds.
+    """
+    m = [x for x in medians if math.isfinite(x)]
+    if len(m) < 2:
+        return math.nan
+    mid = float(np.median(m))
+    return (max(m) - min(m)) / mid if mid > 0 else math.nan
 
 
 def _scipy_stats() -> Any:

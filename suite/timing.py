@@ -40,12 +40,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from suite.stats import median_ci
+from suite.stats import median_ci, relative_iqr
 
 #: Fewest samples a measurement may stop with, whatever the budget.
 MIN_SAMPLES_HARD = 3
-#: IQR / median above which a measurement is flagged unstable.
+#: Within-process spread (IQR / median of one process's samples; with rounds, the
+#: median over rounds) above which a measurement is flagged unstable. The spread
+#: between processes (``round_spread``) does not count toward it.
 UNSTABLE_IQR = 0.10
+#: The note an unstable row carries in its ``reason``.
+UNSTABLE_NOTE = "unstable: IQR/median within a process above 10%"
+
+
+def is_unstable(within_spread: float) -> bool:
+    """Whether a within-process spread marks the row ``unstable`` (NaN does not)."""
+    return within_spread > UNSTABLE_IQR
 
 
 class DeviceTimerLike(Protocol):
@@ -127,9 +136,14 @@ class Measurement:
         lo, hi = self.ci
         return (hi - lo) / 2 / self.median if self.median > 0 else math.inf
 
+    @cached_property
+    def within_spread(self) -> float:
+        """IQR / median: the noise inside this one process (``suite.stats.relative_iqr``)."""
+        return relative_iqr(self._sorted)
+
     @property
     def unstable(self) -> bool:
-        return self.median > 0 and self.iqr / self.median > UNSTABLE_IQR
+        return is_unstable(self.within_spread)
 
     @cached_property
     def host_median(self) -> float:

@@ -12,7 +12,9 @@ from backends.base import Ceilings, matmul_key
 from suite import ceilings
 from suite.cases import Case
 from suite.cli import main
+from suite.copy_probes import COPY_PROBES
 from suite.forms import get_form
+from suite.machine import cache_sizes
 from suite.results import Row, load_run
 from tests.conftest import adapter_or_skip
 
@@ -124,15 +126,76 @@ def test_host_measurement_is_plausible() -> None:
     assert host.matmul_gflops["float64:ieee"] < 1.5 * host.matmul_gflops["float32:ieee"]
 
 
+def _fixed_probe(seconds: float | None, seen: list[tuple[int, int]] | None = None):
+    def probe(dst: np.ndarray, src: np.ndarray, threads: int) -> float | None:
+        if seen is not None:
+            seen.append((src.nbytes, threads))
+        return seconds
+
+    return probe
+
+
 def test_copy_buffer_is_far_larger_than_the_last_level_cache() -> None:
     llc = ceilings.last_level_cache_bytes()
     assert llc >= 1 << 20
-    gbs, nbytes = ceilings.host_copy_gbs()
-    assert nbytes >= min(ceilings.CACHE_MULTIPLE * llc, ceilings.MAX_COPY_BYTES)
-    assert nbytes >= ceilings.MIN_COPY_BYTES
-    assert gbs > 0
+    seen: list[tuple[int, int]] = []
+    copy = ceilings.host_copy(threads=3, probes={"fake": _fixed_probe(0.5, seen)})
+    assert copy.nbytes >= min(ceilings.CACHE_MULTIPLE * llc, ceilings.MAX_COPY_BYTES)
+    assert copy.nbytes >= ceilings.MIN_COPY_BYTES
+    assert seen == [(copy.nbytes, 3)]  # the probe copied that buffer on the run's threads
     # An explicit size is honoured (float64 elements).
-    assert ceilings.host_copy_gbs(nbytes=8 << 20, threads=2)[1] == 8 << 20
+    assert ceilings.host_copy(nbytes=8 << 20, threads=2, probes={"fake": _fixed_probe(0.5)}).nbytes == 8 << 20
+
+
+def test_copy_ceiling_is_the_best_of_the_probes() -> None:
+    probes = {"slow": _fixed_probe(0.004), "fast": _fixed_probe(0.001), "absent": _fixed_probe(None)}
+    copy = ceilings.host_copy(nbytes=1 << 20, threads=2, probes=probes)
+    assert copy.best == "fast"
+    assert copy.gbs == pytest.approx(2 * (1 << 20) / 0.001 / 1e9)
+    assert copy.rates == pytest.approx({"slow": 2 * (1 << 20) / 0.004 / 1e9, "fast": copy.gbs})
+    with pytest.raises(RuntimeError, match="no copy probe ran"):
+        ceilings.host_copy(nbytes=1 << 20, probes={"absent": _fixed_probe(None)})
+
+
+def test_copy_probes_include_a_compiled_parallel_copy() -> None:
+    # One-pass forms compiled with prange (Numba's cumsum[parallel]) beat np.copyto:
+    # the ceiling must include a copy built the same way (issue 22).
+    assert {"numpy", "numpy-split", "numba-prange"} <= set(COPY_PROBES)
+    adapter_or_skip("numba")
+    src = np.arange(1 << 16, dtype=np.float64)
+    dst = np.zeros_like(src)
+    seconds = COPY_PROBES["numba-prange"](dst, src, 2)
+    assert seconds is not None and seconds > 0
+    np.testing.assert_array_equal(dst, src)
+
+
+def _memory_row(gbs: float, nbytes: float) -> Row:
+    row = timed_row("cumsum", 8, 4096, 1024, gbs=gbs)
+    row.bytes, row.bound, row.ceiling_frac = nbytes, "memory", gbs / 33.2
+    return row
+
+
+def test_above_the_ceiling_is_in_cache_only_when_the_working_set_fits_a_cache() -> None:
+    caches = {"L1": 48 << 10, "L2": 2 << 20, "L3": 32 << 20}
+    out_of_cache = _memory_row(36.3, 256 << 20)  # issue 22: Numba cumsum at 8x4096x1024
+    assert ceilings.beyond_ceiling(out_of_cache, caches).startswith("ceiling exceeded")
+    in_l2 = _memory_row(60.0, 1 << 20)
+    assert ceilings.beyond_ceiling(in_l2, caches) == "in cache: its 1 MiB fit in L2"
+    assert ceilings.beyond_ceiling(in_l2, {}).startswith("ceiling exceeded")  # sizes unknown: never "in cache"
+    assert ceilings.beyond_ceiling(_memory_row(20.0, 1 << 20), caches) == ""
+
+
+def test_cache_sizes_read_data_and_unified_caches_from_sysfs(tmp_path) -> None:
+    for i, (kind, level, size) in enumerate(
+        [("Data", 1, "48K"), ("Instruction", 1, "32K"), ("Unified", 2, "2048K"), ("Unified", 3, "32M")]
+    ):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "type").write_text(kind + "\n")
+        (d / "level").write_text(f"{level}\n")
+        (d / "size").write_text(size + "\n")
+    assert cache_sizes(tmp_path) == {"L1": 48 << 10, "L2": 2 << 20, "L3": 32 << 20}
+    assert cache_sizes(tmp_path / "missing") == {}
 
 
 def test_run_stores_ceilings_and_annotates_rows(tmp_path) -> None:

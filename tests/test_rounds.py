@@ -6,13 +6,15 @@ import math
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from suite import session
 from suite.cases import Case, RunOptions
 from suite.results import Row
-from suite.rounds import merge_rows, round_samples, spread
+from suite.rounds import merge_rows, round_samples
 from suite.runner import BackendInfo
+from suite.stats import between_spread
 from suite.timing import TimerConfig
 
 
@@ -55,8 +57,24 @@ def test_merge_rows_carries_contention_from_any_round() -> None:
 
 
 def test_spread_needs_two_rounds() -> None:
-    assert math.isnan(spread([1.0]))
-    assert spread([1.0, 2.0, 1.5]) == pytest.approx(1 / 1.5)
+    assert math.isnan(between_spread([1.0]))
+    assert between_spread([1.0, 2.0, 1.5]) == pytest.approx(1 / 1.5)
+
+
+def test_rounds_apart_but_each_tight_are_not_unstable() -> None:
+    # Each process within 1% of itself, the processes 30% apart: the pooled IQR is
+    # wide (it holds the spread between rounds), the row is not unstable.
+    a = [1.00, 1.005, 1.01, 0.995, 1.0]
+    b = [1.30, 1.305, 1.31, 1.295, 1.3]
+    merged = merge_rows([_row(a), _row(b)])
+    assert merged.iqr_s / merged.median_s > 0.10
+    assert merged.within_spread == pytest.approx(np.median([0.005 / 1.0, 0.005 / 1.3]))
+    assert merged.round_spread == pytest.approx(0.3 / 1.15)
+    assert not merged.unstable and "unstable" not in merged.reason
+    # A process noisy within itself is: its spread is the median over rounds.
+    noisy = merge_rows([_row([1.0, 1.5, 0.8, 1.3, 1.0]), _row([1.0, 1.6, 0.7, 1.4, 1.0])])
+    assert noisy.unstable and noisy.within_spread > 0.10
+    assert noisy.reason.startswith("unstable: IQR/median within a process")
 
 
 class _FakeRunner:

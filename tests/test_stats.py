@@ -9,6 +9,7 @@ import pytest
 
 from suite.stats import (
     Z95,
+    between_spread,
     bootstrap_ratio_ci,
     fit_power_law,
     mann_whitney_u,
@@ -16,10 +17,12 @@ from suite.stats import (
     min_rank_p,
     min_rounds,
     rank_p,
+    relative_iqr,
     round_medians,
     round_separation,
     two_level_ratio,
     wilson,
+    within_spread,
 )
 from tests.stored_runs import samples
 
@@ -241,3 +244,20 @@ def test_rank_p_is_one_sided_and_exact() -> None:
 
 def test_round_medians_drop_empty_rounds_and_ignore_a_lone_outlier() -> None:
     assert round_medians([[1.0, 1.0, 9.0], [], [2.0, float("nan"), 2.0]]) == [1.0, 2.0]
+
+
+def test_relative_iqr_is_iqr_over_median() -> None:
+    assert relative_iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0 / 3.0)
+    assert math.isnan(relative_iqr([])) and math.isnan(relative_iqr([0.0, 0.0]))
+
+
+def test_within_spread_is_the_median_of_each_rounds_relative_iqr() -> None:
+    rounds = [[1.0, 2.0, 3.0], [10.0, 10.0, 10.0], [1.0, 1.1, 1.2, 1.3]]
+    expected = [1.0 / 2.0, 0.0, 0.15 / 1.15]
+    assert within_spread(rounds) == pytest.approx(float(np.median(expected)))
+    assert math.isnan(within_spread([[], []]))
+
+
+def test_between_spread_ignores_the_noise_within_rounds() -> None:
+    assert between_spread([1.0, 1.2, 1.1]) == pytest.approx(0.2 / 1.1)
+    assert math.isnan(between_spread([1.0, math.nan]))

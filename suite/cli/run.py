@@ -12,6 +12,7 @@ from typing import Any
 from backends import REGISTRY
 from backends._common import HostBackend
 from suite import machine
+from suite.canary import DRIFT_LIMIT
 from suite.cases import Case
 from suite.cli._args import (
     UsageError,
@@ -86,6 +87,13 @@ def add_parser(sub: Any) -> None:
         help="seconds a contended case may wait for the machine to quiet down; default 20",
     )
     p.add_argument(
+        "--drift-limit",
+        type=drift_limit,
+        default=DRIFT_LIMIT,
+        help="mark a row drifted when the machine canary (a fixed copy and matmul timed between cases) ran "
+        f"this fraction faster or slower than at run start; 0 turns the canary off; default {DRIFT_LIMIT}",
+    )
+    p.add_argument(
         "--cluster",
         type=cluster_address,
         default=None,
@@ -104,6 +112,17 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="skip measuring copy bandwidth and matmul rates (no bound and ceiling_frac columns)",
     )
+
+
+def drift_limit(text: str) -> float:
+    """A drift limit: a fraction in [0, 1), 0 for no canary."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--drift-limit: expected a fraction (0.1 means 10%), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise UsageError(f"--drift-limit: expected a fraction in [0, 1) (0 turns the canary off), got {text!r}")
+    return value
 
 
 def can_flush(backend: str, device: str) -> bool:
@@ -149,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     counted_device(args)
     args.rounds = warn_rounds(args.rounds)
     spec = spec_from(args)
-    options = options_from(args)
+    options = dataclasses.replace(options_from(args), drift_limit=args.drift_limit)
     if spec.metric == "instructions":
         if options.cluster:
             raise UsageError("--metric instructions runs on this machine; drop --cluster")

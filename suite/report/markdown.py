@@ -41,6 +41,7 @@ from suite.report.tables import (
     correctness_table,
     crossover_table,
     fastest_table,
+    machine_caches,
     not_run_summary,
     not_run_table,
     roofline_table,
@@ -76,16 +77,26 @@ def plots_section(plots: Sequence[PlotLink], note: str) -> list[str]:
 
 
 def contention_lines(rows: Sequence[Row]) -> list[str]:
-    """A warning paragraph when rows were measured under contention, else nothing."""
+    """A warning paragraph when rows were measured under contention or drift, else nothing."""
+    lines: list[str] = []
     contended = [r for r in rows if r.contended]
-    if not contended:
-        return []
-    return [
-        f"> **{len(contended)} of {len(rows)} rows were measured under contention** (other processes used the "
-        "cores they needed; the `foreign_cpu` and `reason` columns give the figures). They are marked "
-        "**contended** below; their times are likely too slow and `compare` will not judge them.",
-        "",
-    ]
+    if contended:
+        lines += [
+            f"> **{len(contended)} of {len(rows)} rows were measured under contention** (other processes used the "
+            "cores they needed; the `foreign_cpu` and `reason` columns give the figures). They are marked "
+            "**contended** below; their times are likely too slow and `compare` will not judge them.",
+            "",
+        ]
+    drifted = [r for r in rows if r.drifted]
+    if drifted:
+        lines += [
+            f"> **{len(drifted)} of {len(rows)} rows were measured while the machine had drifted**: the machine "
+            "canary (a fixed copy and matmul, timed between cases) ran off its speed at the start of the run "
+            "(the `canary_copy` and `canary_matmul` columns give the ratios). They are marked **drifted** below; "
+            "`compare` will not judge them.",
+            "",
+        ]
+    return lines
 
 
 def render(
@@ -97,6 +108,7 @@ def render(
     default note (None: the report was rendered without asking for plots).
     """
     machine = meta.get("machine", {})
+    marked = any(r.contended or r.drifted for r in rows)
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     libs = ", ".join(f"{k} {v}" for k, v in machine.get("libraries", {}).items())
@@ -126,10 +138,11 @@ def render(
         *fastest_table(rows),
         "",
         "**How close to the hardware**: that fastest form's achieved rate as a fraction of the measured "
-        "ceiling for its bound (memory: copy bandwidth; compute: matmul rate). "
-        "Above 100% means the data stayed in cache. " + ceilings_line(meta),
+        "ceiling for its bound (memory: copy bandwidth, the best of several copy probes; compute: matmul "
+        "rate). Above 100% is *in cache* only where the case's working set fits a cache of the machine; "
+        "anywhere else it marks a ceiling that is too low. " + ceilings_line(meta),
         "",
-        *roofline_table(rows),
+        *roofline_table(rows, machine_caches(meta)),
         "",
         "**Accuracy at a glance**: the worst relative error of each backend as a fraction of its "
         "tolerance (below 1 passes; the full table is under Correctness).",
@@ -143,8 +156,11 @@ def render(
         *across_machines(meta, rows),
         "## Timings",
         "",
-        "Cells: median time per call ± interquartile range, and in brackets the speedup "
-        "against NumPy on the same case (above 1 is faster). *unstable* marks IQR/median above 10%.",
+        "Cells: median time per call ± interquartile range; *spread* within/between: the noise inside one "
+        "process (IQR / median, the median over rounds) and the spread between processes ((max - min) / median "
+        "of the round medians; `-` with one round); in brackets the speedup against NumPy on the same case "
+        "(above 1 is faster). *unstable* marks a spread within a process above 10%."
+        + (" **contended** and **drifted** mark rows measured on a busy or drifting machine." if marked else ""),
         "",
         *timing_tables(rows),
         "## Correctness",

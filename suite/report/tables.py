@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from suite.ceilings import beyond_ceiling
 from suite.ceilings import from_metadata as ceilings_from_metadata
-from suite.format import format_seconds, format_speedup, markdown_table
+from suite.format import format_seconds, format_speedup, format_spread, markdown_table
 from suite.forms import FORMS
 from suite.report.scaling import Crossover, GroupKey, ScalingFit
 from suite.results import Row
@@ -37,10 +38,14 @@ def _cell(r: Row, base: Row | None) -> str:
     if r.status != "ok":
         return f"*{r.status}*"
     text = f"{format_seconds(r.median_s)} ± {format_seconds(r.iqr_s)}"
+    if math.isfinite(r.within_spread) or math.isfinite(r.round_spread):
+        text += f", spread {format_spread(r.within_spread, r.round_spread)}"
     if r.unstable:
         text += " (unstable)"
     if r.contended:
         text += " (**contended**)"
+    if r.drifted:
+        text += " (**drifted**)"
     if base is not None and base is not r and base.status == "ok" and r.median_s > 0:
         text += f" ({format_speedup(base.median_s / r.median_s)})"
     return text
@@ -150,21 +155,39 @@ def fastest_table(rows: Sequence[Row]) -> list[str]:
         lambda r: (
             f"{r.case.form_kernel}, {format_seconds(r.median_s)}"
             + (" (**contended**: measured on a busy machine, may not be the fastest)" if r.contended else "")
+            + (" (**drifted**: the machine's speed had moved, may not be the fastest)" if r.drifted else "")
         ),
     )
 
 
-def _roofline_cell(r: Row) -> str:
+def _roofline_cell(r: Row, caches: Mapping[str, int]) -> str:
     if not r.bound or not math.isfinite(r.ceiling_frac):
         return f"{r.case.form_kernel}, no ceiling"
     rate = f"{r.gbs:.3g} GB/s" if r.bound == "memory" else f"{r.gflops:.3g} GFLOP/s"
     ceiling = "copy" if r.bound == "memory" else "matmul"
-    return f"{r.case.form_kernel}, {r.ceiling_frac:.0%} of {ceiling} ({rate})"
+    text = f"{r.case.form_kernel}, {r.ceiling_frac:.0%} of {ceiling} ({rate})"
+    beyond = beyond_ceiling(r, caches)
+    if beyond.startswith("ceiling exceeded"):
+        return f"{text} (**{beyond}**)"
+    return f"{text} ({beyond})" if beyond else text
 
 
-def roofline_table(rows: Sequence[Row]) -> list[str]:
-    """Each backend's fastest form at each size and how close it came to its ceiling."""
-    return _per_backend_table(rows, _roofline_cell)
+def machine_caches(meta: Mapping[str, Any]) -> dict[str, int]:
+    """The measuring machine's cache sizes as the run stored them (``meta["machine"]["caches"]``); {} if not."""
+    machine = meta.get("machine")
+    caches = machine.get("caches") if isinstance(machine, dict) else None
+    if not isinstance(caches, dict):
+        return {}
+    return {str(k): int(v) for k, v in caches.items() if isinstance(v, int | float)}
+
+
+def roofline_table(rows: Sequence[Row], caches: Mapping[str, int] | None = None) -> list[str]:
+    """Each backend's fastest form at each size and how close it came to its ceiling.
+
+    Above 100% reads ``in cache`` only where the row's working set fits a cache of
+    ``caches``; elsewhere it is flagged as a ceiling that is too low.
+    """
+    return _per_backend_table(rows, lambda r: _roofline_cell(r, caches or {}))
 
 
 def ceilings_line(meta: dict[str, Any]) -> str:

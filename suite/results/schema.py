@@ -114,8 +114,8 @@ class Row:
     run_id: str = ""
     schema_version: int = SCHEMA_VERSION
     # -- schema 3: rounds. Each round is a fresh worker process; ``samples_round[i]``
-    # is the round of ``samples_s[i]``, ``round_spread`` (max - min) / median of the
-    # round medians.
+    # is the round of ``samples_s[i]``, ``round_spread`` the spread between processes:
+    # (max - min) / median of the round medians (``suite.stats.between_spread``).
     rounds: int = 0
     samples_round: list[int] = field(default_factory=list)
     round_spread: float = math.nan
@@ -135,8 +135,10 @@ class Row:
     machine: str = ""
     node: str = ""
     # -- schema 4: spread where it lives. ``within_spread`` is the noise inside one
-    # process: the median over rounds of each round's IQR / median (``unstable``
-    # means it exceeds 10%); ``round_spread`` (above) is the spread between processes.
+    # process: the median over rounds of each round's IQR / median
+    # (``suite.stats.within_spread``; ``unstable`` means it exceeds
+    # ``suite.timing.UNSTABLE_IQR``, 10%); ``round_spread`` (above) is the spread
+    # between processes.
     within_spread: float = math.nan
     # -- schema 4: isolation. The cores the worker was pinned to ("0-1"), as read
     # back inside it.
@@ -200,6 +202,7 @@ def measurement_fields(m: Measurement) -> dict[str, Any]:
         "ci_high_s": hi,
         "n_samples": m.n,
         "unstable": m.unstable,
+        "within_spread": m.within_spread,
         "samples_s": list(m.samples),
     }
 

@@ -45,8 +45,9 @@ deterministic: ``slower`` when the head's instructions per call exceed the base'
 by more than ``count_threshold`` (0.5% by default), with no test and no
 contention check (:func:`count_verdict`).
 
-**Contention.** A row measured while other processes competed for its cores
-(``Row.contended``, ``suite.contention``) on either side gives ``inconclusive``:
+**Contention and drift.** A row measured while other processes competed for its
+cores (``Row.contended``, ``suite.contention``) or while the machine canary had
+drifted (``Row.drifted``, ``suite.canary``) on either side gives ``inconclusive``:
 neither ``slower`` nor ``faster`` can be trusted. The gate does not fail on it,
 but says how many there were.
 
@@ -167,6 +168,13 @@ class CaseComparison:
             "alpha": self.alpha,
             "base_n": len(b.samples_s) if b else 0,
             "head_n": len(h.samples_s) if h else 0,
+            # Spread within a process and between processes (suite.stats), each side.
+            "base_within_spread": b.within_spread if b else math.nan,
+            "head_within_spread": h.within_spread if h else math.nan,
+            "base_round_spread": b.round_spread if b else math.nan,
+            "head_round_spread": h.round_spread if h else math.nan,
+            "base_drifted": bool(b and b.drifted),
+            "head_drifted": bool(h and h.drifted),
             "note": self.note,
         }
 
@@ -263,12 +271,13 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
         return CaseComparison(key, base=base, head=head, **count_verdict(base, head, limits))
     figures = rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
-    if base.contended or head.contended:
-        sides = " and ".join(n for n, r in (("base", base), ("head", head)) if r.contended)
-        figures["verdict"] = "inconclusive"
-        notes.insert(0, f"measured under contention in the {sides}")
+    for flag, what in (("drifted", "while the machine had drifted (canary)"), ("contended", "under contention")):
+        if getattr(base, flag) or getattr(head, flag):
+            sides = " and ".join(n for n, r in (("base", base), ("head", head)) if getattr(r, flag))
+            figures["verdict"] = "inconclusive"
+            notes.insert(0, f"measured {what} in the {sides}")
     if base.unstable or head.unstable:
-        notes.append("unstable (IQR > 10% of median)")
+        notes.append("unstable (IQR within a process > 10% of median)")
     return CaseComparison(key, base=base, head=head, note="; ".join(n for n in notes if n), **figures)
 
 
@@ -377,8 +386,8 @@ def compare_rows(
     cmp = Comparison(cases, config, bm, hm, warnings, scaling, allow_missing)
     if n := sum(c.verdict == "inconclusive" for c in cases):
         cmp.warnings.append(
-            f"{n} cases inconclusive: measured under contention (other processes competing for their cores); "
-            "not judged: re-run them on a quiet machine"
+            f"{n} cases inconclusive: measured under contention (other processes competing for their cores) "
+            "or while the machine had drifted (the canary's speed moved); not judged: re-run them on a quiet machine"
         )
     if missing := cmp.missing:
         gone = sum(c.verdict == "gone" for c in missing)

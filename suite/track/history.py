@@ -8,8 +8,9 @@ each run is compared with the previous run that timed it, using the same test as
 interval excluding 1; between rounds where both runs have two or more, as
 ``compare`` judges them): a ``step up`` is a significant slowdown between
 consecutive runs, a ``step down`` a significant speedup. A row measured under
-contention (``Row.contended``) is shown, marked, but judges nothing: it gets no
-step, and the next run is compared with the last run before it.
+contention (``Row.contended``) or while the machine canary had drifted
+(``Row.drifted``) is shown, marked, but judges nothing: it gets no step, and the
+next run is compared with the last run before it.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def judge_series(runs: list[StoredRun], config: CompareConfig) -> dict[str, list
         for run in runs:
             row = run.rows.get(key)
             point = Point(run, row)
-            if row is not None and row.status == "ok" and not row.contended:
+            if row is not None and row.status == "ok" and not row.contended and not row.drifted:
                 if previous is not None:
                     figures = rounds_verdict(previous, row, config.for_case(row.backend, row.form))
                     point.ratio = figures.get("ratio", math.nan)
@@ -146,6 +147,8 @@ def _cell(p: Point) -> str:
     text = format_seconds(p.row.median_s)
     if p.row.contended:
         return f"{text} (contended)"
+    if p.row.drifted:
+        return f"{text} (drifted)"
     if p.step:
         arrow = "▲" if p.step == STEP_UP else "▼"
         text += f" {arrow} {p.ratio:.2f}x"
@@ -192,6 +195,7 @@ CSV_COLUMNS = (
     "p_value",
     "step",
     "contended",
+    "drifted",
 )
 
 
@@ -216,6 +220,7 @@ def render_csv(h: History) -> str:
                     *(csv_cell(x) for x in (p.row.median_s, p.ratio, p.p_value)),
                     p.step,
                     str(bool(p.row.contended)).lower(),
+                    str(bool(p.row.drifted)).lower(),
                 ]
             )
     return buf.getvalue()

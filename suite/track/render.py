@@ -17,7 +17,7 @@ from typing import Any
 
 from suite.cases import Case
 from suite.counting import COUNTED
-from suite.format import csv_cell, format_count, format_p, format_ratio, format_seconds, markdown_table
+from suite.format import csv_cell, format_count, format_p, format_ratio, format_seconds, format_spread, markdown_table
 from suite.machine import machine_fingerprint
 from suite.results import Row
 from suite.track.compare import IMPROVEMENTS, REGRESSIONS, VERDICTS, CaseComparison, Comparison
@@ -54,8 +54,14 @@ def _functions(cases: Sequence[CaseComparison]) -> list[str]:
     return ["", "#### What got slower, by function", *lines] if lines else []
 
 
+def _spread(r: Row | None) -> str:
+    if r is None or r.status != "ok":
+        return "-"
+    return format_spread(r.within_spread, r.round_spread)
+
+
 def _table(cases: Sequence[CaseComparison]) -> list[str]:
-    header = ["case", "verdict", "base", "head", "head/base [95% CI]", "p", "note"]
+    header = ["case", "verdict", "base", "head", "head/base [95% CI]", "p", "spread base → head", "note"]
     body = [
         [
             f"`{c.key}`",
@@ -67,6 +73,7 @@ def _table(cases: Sequence[CaseComparison]) -> list[str]:
             if _counted(c) and math.isfinite(c.ratio)
             else format_ratio(c.ratio, (c.ci_low, c.ci_high)),
             format_p(c.p_value),
+            f"{_spread(c.base)} → {_spread(c.head)}",
             c.note,
         ]
         for c in cases
@@ -102,7 +109,11 @@ def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str
     lines = [f"## {title}: {status}", ""]
     lines.append(", ".join(f"{n} {v}" for v, n in counts.items()) or "no cases")
     lines += ["", _run_line("base", cmp.base_meta) + "  ", _run_line("head", cmp.head_meta) + "  "]
-    lines.append(f"Rule: {cmp.config.describe()}; the ratio's 95% CI must exclude 1.")
+    lines.append(f"Rule: {cmp.config.describe()}; the ratio's 95% CI must exclude 1.  ")
+    lines.append(
+        "Spread: within a process (IQR / median, median over rounds) / between processes "
+        "((max - min) / median of the round medians)."
+    )
     for w in cmp.warnings:
         lines += ["", f"> **Warning:** {w}"]
     regress, improve, rest = _ordered(cmp)

@@ -37,6 +37,8 @@ FAST = ["--budget", "0.05", "--warmup", "0.01", "--quiet", "--no-isolate"]
         (["run", "--device", "tpu"], "invalid choice"),
         (["run", "--bogus"], "unrecognized arguments"),
         (["run", "--min-samples", "2"], "--min-samples must be at least 3"),
+        (["run", "--drift-limit", "1.5"], "--drift-limit: expected a fraction in [0, 1)"),
+        (["run", "--drift-limit", "ten"], "--drift-limit: expected a fraction"),
         (["run", "--cold-cache", "--backends", "numpy,numba"], "--cold-cache: no requested backend"),
         (["run", "--cold-cache", "--backends", "torch,jax", "--device", "cpu"], "--cold-cache: no requested backend"),
         (["frobnicate"], "invalid choice"),

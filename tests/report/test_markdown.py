@@ -363,3 +363,26 @@ def test_the_idiom_row_comes_first_and_the_variant_is_labelled_beside_it():
     fastest = table_rows("\n".join(fastest_table(rows)))
     # The fastest row says it was the variant.
     assert fastest[2:4] == [["numpy (cpu)", "cumsum[staged], 2 ms"], ["numba (cpu)", "cumsum[parallel], 1 ms"]]
+
+
+def _memory_bound(shape, gbs: float, frac: float) -> Row:
+    row = ok("numba", "cumsum", shape, 1e-3, 1e-5, bound="memory", gbs=gbs, ceiling_frac=frac)
+    row.bytes = 2 * shape[0] * shape[1] * shape[2] * 4
+    return row
+
+
+def test_above_the_copy_ceiling_reads_in_cache_only_when_the_working_set_fits() -> None:
+    machine = dict(META["machine"])  # type: ignore[call-overload]
+    meta = {**META, "machine": {**machine, "caches": {"L1": 48 << 10, "L2": 2 << 20, "L3": 32 << 20}}}
+    rows = [_memory_bound((8, 64, 256), 80.0, 2.4), _memory_bound((8, 4096, 1024), 36.3, 1.09)]
+    summary = render(meta, rows).split("## Timings")[0]
+    roofline = next(
+        line for line in summary.split("How close to the hardware")[1].splitlines() if line.startswith("| numba")
+    )
+    small, large = roofline.split(" | ")[1:3]
+    assert small.endswith("240% of copy (80 GB/s) (in cache: its 1 MiB fit in L2)")
+    assert "109% of copy (36.3 GB/s) (**ceiling exceeded: out of cache" in large
+    assert "Above 100% is *in cache* only where" in summary
+    # Without the machine's cache sizes nothing is called "in cache".
+    unknown = render(META, rows).split("## Timings")[0]
+    assert "in cache: its" not in unknown and unknown.count("ceiling exceeded") == 2

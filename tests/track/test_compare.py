@@ -316,7 +316,7 @@ def test_an_unstable_side_is_noted() -> None:
     base, head = row(seed=1), row(seed=2)
     head.unstable = True
     (case,) = compare_rows([base], [head]).cases
-    assert case.verdict == "same" and case.note.endswith("unstable (IQR > 10% of median)")
+    assert case.verdict == "same" and case.note.endswith("unstable (IQR within a process > 10% of median)")
     (steady,) = compare_rows([base], [row(seed=2)]).cases
     assert "unstable" not in steady.note
 

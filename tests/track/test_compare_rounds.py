@@ -151,3 +151,38 @@ def test_counted_rows_are_judged_by_the_count_threshold_alone() -> None:
     head = Row(counted, status="ok", instructions=1_006_000.0)
     assert compare_rows([base], [head], config).cases[0].verdict == "same"
     assert compare_rows([base], [Row(counted, status="ok")]).cases[0].note == "no counts to compare"
+
+
+def test_drifted_rows_are_inconclusive_like_contended_ones() -> None:
+    base = rounds_row(1.0, 1, drifted=True, canary_copy=0.8)
+    head = rounds_row(1.5, 2)
+    cmp = compare_rows([base], [head])
+    (case,) = cmp.cases
+    assert case.verdict == "inconclusive" and "drifted (canary) in the base" in case.note
+    assert cmp.exit_code() == 0
+    assert any(w.startswith("1 cases inconclusive") for w in cmp.warnings)
+    assert case.to_dict()["base_drifted"] is True and case.to_dict()["head_drifted"] is False
+
+
+def test_compare_shows_both_spreads_of_each_side_in_markdown_and_csv() -> None:
+    from suite.format import format_spread
+    from suite.track import render
+
+    base, head = rounds_row(1.0, 1, width=0.1), rounds_row(1.0, 2, width=0.02)
+    (case,) = compare_rows([base], [head]).cases
+    d = case.to_dict()
+    assert d["base_round_spread"] == pytest.approx(base.round_spread) and base.round_spread > 0.05
+    assert d["head_within_spread"] == pytest.approx(head.within_spread) and 0 < head.within_spread < 0.05
+    cmp = compare_rows([base], [head])
+    md = render.render_markdown(cmp)
+    header = next(line for line in md.splitlines() if line.startswith("| case"))
+    assert "spread base → head" in header
+    line = next(line for line in md.splitlines() if "numpy:cumsum" in line)
+    cell = line.split(" | ")[header.split(" | ").index("spread base → head")]
+    spreads = [format_spread(r.within_spread, r.round_spread) for r in (base, head)]
+    assert cell == " → ".join(spreads) and spreads[0].endswith(f"/{base.round_spread:.1%}")
+    rows = render.render_csv(cmp).splitlines()
+    cols = rows[0].split(",")
+    values = dict(zip(cols, rows[1].split(","), strict=True))
+    assert float(values["base_round_spread"]) == pytest.approx(base.round_spread)
+    assert float(values["head_within_spread"]) == pytest.approx(head.within_spread)

@@ -51,7 +51,7 @@ def test_history_defaults_to_the_newest_machine_and_cli_writes_files(tmp_path: P
     lines = (out / "history.csv").read_text().splitlines()
     assert lines[0] == ",".join(history.CSV_COLUMNS)
     assert len(lines) == 1 + 2 * 4
-    assert sum(line.endswith(",step up,false") for line in lines) == 1
+    assert sum(line.endswith(",step up,false,false") for line in lines) == 1
     assert (out / "history.md").read_text() == printed
     assert main(["history", str(tmp_path / "runs"), "--machine", "nope"]) == 2
 
@@ -72,7 +72,7 @@ def test_a_contended_run_is_marked_and_judges_nothing(tmp_path: Path) -> None:
     md = history.render_markdown(h)
     assert "(contended)" in md and md.count("▲") == 1
     csv_lines = history.render_csv(h).splitlines()
-    assert [line.rsplit(",", 1)[1] for line in csv_lines[1:]] == ["false", "true", "false", "false"]
+    assert [line.split(",")[-2] for line in csv_lines[1:]] == ["false", "true", "false", "false"]
 
 
 def _wandering(medians: tuple[float, ...], rng: np.random.Generator, n: int = 30):
