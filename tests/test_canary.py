@@ -112,7 +112,7 @@ class _Runner:
 
     clock: ClassVar[FakeClock] = FakeClock()
 
-    def __init__(self, options: RunOptions, on_note: object = None) -> None:
+    def __init__(self, options: RunOptions, on_note: object = None, counted: bool = False) -> None:
         pass
 
     def info(self, name: str) -> BackendInfo:
