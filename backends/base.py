@@ -112,6 +112,9 @@ class Backend(ABC):
     #: kernels), the library's own choice first. A case of such a form names its
     #: kernel (``Case.kernel``); forms not listed take no kernel.
     form_kernels: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Forms whose implementation here runs on one thread whatever ``set_threads`` says
+    #: (a case of these needs one core: ``suite.contention``).
+    serial_forms: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, device: str = "auto") -> None:
         if device not in DEVICES:

@@ -145,6 +145,8 @@ class NumpyBackend(HostBackend):
         "attention": "NumPy has no fused attention kernel; its softmax form is the unfused one",
     }
     chunk_block: ClassVar[dict[str, int]] = {"cpu": CHUNK_K}
+    #: The loop and the scan are NumPy's own ufunc loops; only the matmul forms call BLAS.
+    serial_forms: ClassVar[frozenset[str]] = frozenset({"loop", "cumsum"})
 
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}

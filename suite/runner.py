@@ -101,9 +101,12 @@ def run_case(
 
     The timing runs inside a contention window (``suite.contention``): waited out,
     re-measured or flagged by ``options.on_contention``; ``notify`` hears the waits.
+    ``threads`` is the runtime's; a form the adapter runs serially may use one.
     """
     start = time.perf_counter()
     timer_config = options.timer
+    if case.form in adapter.serial_forms:
+        threads = 1
     common: dict[str, Any] = {"threads": threads or 0, "cold_cache": False}
 
     def done(**fields: Any) -> Row:
