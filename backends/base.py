@@ -244,8 +244,13 @@ class Backend(ABC):
 
     # -- optional hooks (defaults are right for host-synchronous CPU code) -------
     def set_threads(self, n: int | None) -> int | None:
-        """Set the number of CPU threads the framework may use; return it."""
+        """Set the number of CPU threads the framework may use; return it as the framework reads it back."""
         return n
+
+    def thread_pools(self) -> dict[str, int]:
+        """The framework's own CPU thread pools and their sizes as it reports them (BLAS and
+        OpenMP pools are read through threadpoolctl by the harness): read back by the worker."""
+        return {}
 
     def device_timer(self) -> DeviceTimer | None:
         """A timer that measures on the device (CUDA events), if there is one."""

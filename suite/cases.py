@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from backends import DTYPES, PRECISIONS, REGISTRY
 from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
+from suite.isolation import DEFAULT_STEPS
 from suite.reference import FILE_INPUT, INPUT_KINDS
 from suite.timing import TimerConfig
 
@@ -217,3 +218,8 @@ class RunOptions:
     # Fleet (suite.fleet): the Ray cluster that places the cases (auto, local,
     # ray://HOST:PORT, HOST:PORT); "" runs them on this machine.
     cluster: str = ""
+    # Isolation (suite.isolation): the cores a worker is pinned to (0: all this
+    # process may use; N: the last N, the harness keeping the rest) and the steps
+    # taken (pin, quiet, passive).
+    worker_cores: int = 0
+    isolation: tuple[str, ...] = DEFAULT_STEPS
