@@ -3,6 +3,7 @@ real spawned worker reads them back: its cores, every pool's threads, one worker
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -26,13 +27,21 @@ from suite.isolation import (
 )
 from suite.timing import TimerConfig
 from suite.workers import IsolatedRunner, Worker
-from tests.conftest import adapter_or_skip
+from tests.conftest import REQUIRED
 from tests.fake_backends import PLUGIN, FaultyBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = TimerConfig(budget_s=0.02, warmup_s=0.005, min_sample_s=1e-3)
 CPUS = allowed_cpus()
 two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs to leave the harness one")
+
+
+def installed_or_skip(name: str) -> None:
+    """Skip where ``name``'s framework is not installed (fail where required), without importing it here."""
+    if importlib.util.find_spec(REGISTRY[name].module) is None:
+        if name in REQUIRED:
+            pytest.fail(f"backend {name} is required here but not installed")
+        pytest.skip(f"{name} is not installed")
 
 
 def options(**kw: object) -> RunOptions:
@@ -104,7 +113,7 @@ OWN_POOLS = {"numpy": (), "torch": ("torch intra-op", "torch inter-op"), "numba"
 @pytest.mark.parametrize("name", list(OWN_POOLS))
 @pytest.mark.parametrize("worker_cores", [1, 0])
 def test_a_worker_is_pinned_with_every_pool_sized_to_its_cores(name: str, worker_cores: int) -> None:
-    adapter_or_skip(name)
+    installed_or_skip(name)
     cpus = CPUS[-1:] if worker_cores else CPUS
     worker = Worker(name, options(worker_cores=worker_cores))
     try:
@@ -126,7 +135,7 @@ def test_a_worker_is_pinned_with_every_pool_sized_to_its_cores(name: str, worker
 @pytest.mark.skipif(len(CPUS) < 2, reason="needs a worker of two cores asked for one thread")
 def test_a_thread_count_a_library_ignores_is_the_rows_reason_not_silence() -> None:
     # jax 0.10 sizes XLA's pool by the worker's cores: one thread on two cores is not applied.
-    adapter_or_skip("jax")
+    installed_or_skip("jax")
     worker = Worker("jax", options(threads=1))
     try:
         assert "jax uses 2 threads, asked 1" in worker.info.isolation
