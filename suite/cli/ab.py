@@ -8,7 +8,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from suite.cli._args import UsageError, fraction, positive, prepare_out, spec_from, sweep_args, threshold_args
+from suite.cli._args import (
+    UsageError,
+    check_isolation,
+    fraction,
+    positive,
+    prepare_out,
+    spec_from,
+    sweep_args,
+    threshold_args,
+)
 from suite.cli.compare import compare_config, emit
 from suite.track import ab
 from suite.track.compare import CompareError, compare_rows
@@ -34,6 +43,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_isolation(args.worker_cores, args.isolation, args.threads, not args.no_isolate)
     spec = spec_from(args)
     config = compare_config(args)
     cases = spec.cases()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from suite.cases import Case
-from suite.cli import main
+from suite.cli import build_parser, main
 from suite.results import Row, load_run
 from suite.track import ab
 from tests.track.scratch_git import git
@@ -137,3 +137,14 @@ def test_ab_with_a_missing_repo_or_a_bad_revision_exits_2_and_writes_nothing(tmp
     assert main(["ab", "no-such-rev", "HEAD", "--repo", str(repo), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not out.exists()
+
+
+def test_isolation_flags_reach_the_rounds_only_when_not_the_default() -> None:
+    def flags(*extra: str) -> list[ab.Flag]:
+        return ab.run_flags(build_parser().parse_args(["ab", "HEAD~1", "HEAD", *extra]))
+
+    # A revision older than the flags must still run: the defaults are not written out.
+    assert not any(name in ("--worker-cores", "--isolation") for name, _ in flags())
+    chosen = flags("--worker-cores", "1", "--isolation", "quiet,pin")
+    assert ("--worker-cores", "1") in chosen and ("--isolation", "quiet,pin") in chosen
+    assert ("--isolation", "none") in flags("--isolation", "none")
