@@ -128,6 +128,22 @@ def flush_bytes(cache_bytes: int) -> int:
     return max(2 * cache_bytes, 1 << 20)
 
 
+def named_threads(prefix: str) -> int:
+    """Threads of this process whose name starts with ``prefix`` (0 where /proc cannot be read)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    count = 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                count += f.read().startswith(prefix)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return count
+
+
 def numpy_input_dtype(dtype: str) -> np.dtype[Any]:
     """The NumPy dtype an input travels as before the adapter casts it on device."""
     # bfloat16 travels as float32 and is rounded on the device.

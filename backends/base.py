@@ -116,6 +116,9 @@ class Backend(ABC):
     #: by form and variant name, each with what computes it in the adapter's terms
     #: (read by its :meth:`_build_variant`). A case names one in ``Case.variant``.
     form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
+    #: Forms whose implementation here runs on one thread whatever ``set_threads`` says
+    #: (a case of these needs one core: ``suite.contention``).
+    serial_forms: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, device: str = "auto") -> None:
         if device not in DEVICES:
@@ -281,8 +284,13 @@ class Backend(ABC):
 
     # -- optional hooks (defaults are right for host-synchronous CPU code) -------
     def set_threads(self, n: int | None) -> int | None:
-        """Set the number of CPU threads the framework may use; return it."""
+        """Set the number of CPU threads the framework may use; return it as the framework reads it back."""
         return n
+
+    def thread_pools(self) -> dict[str, int]:
+        """The framework's own CPU thread pools and their sizes as it reports them (BLAS and
+        OpenMP pools are read through threadpoolctl by the harness): read back by the worker."""
+        return {}
 
     def device_timer(self) -> DeviceTimer | None:
         """A timer that measures on the device (CUDA events), if there is one."""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends._attention import JAX_KERNELS, gpu_only_reason, jax_attention, jax_matmul_precision, jax_qk
-from backends._common import best_seconds, flush_bytes, forms_table, numpy_input_dtype
+from backends._common import best_seconds, flush_bytes, forms_table, named_threads, numpy_input_dtype
 from backends._cuda import CEILING_REPEATS, GPU_MATMUL_MODES, WALL_COPY_BYTES, gpu_ceilings, lax_precision
 from backends.base import Availability, Backend, Built, CaseUnsupported, Ceilings
 
@@ -215,9 +215,16 @@ class JaxJitBackend(Backend):
         result.block_until_ready()
 
     def set_threads(self, n: int | None) -> int | None:
-        # XLA's CPU thread pool is fixed when the backend starts; it can only be
-        # shaped with XLA_FLAGS before import, so a requested count is not applied.
-        return None
+        # jax 0.10's XLA sizes its CPU pools by the process's affinity when the backend
+        # starts and ignores XLA_FLAGS' thread flags: pinning the worker is what sizes
+        # them (suite.isolation), and a count that differs from the cores is not applied.
+        return None if self.is_gpu() else len(os.sched_getaffinity(0))
+
+    def thread_pools(self) -> dict[str, int]:
+        if self.is_gpu():
+            return {}
+        self._device()  # starts the backend, and with it the Eigen pool
+        return {"xla eigen": named_threads("tf_XLAEigen")}
 
     def cache_bytes(self) -> int:
         # JAX does not expose the L2 size; 50 MiB covers the H100's and H200's (NVIDIA's

@@ -220,3 +220,8 @@ class NumbaBackend(HostBackend):
             # The pool's size is fixed at import (NUMBA_NUM_THREADS); ask for no more.
             numba.set_num_threads(min(n, int(vars(numba.config)["NUMBA_NUM_THREADS"])))
         return int(numba.get_num_threads())
+
+    def thread_pools(self) -> dict[str, int]:
+        import numba
+
+        return {"numba": int(numba.get_num_threads())}

@@ -160,6 +160,8 @@ class NumpyBackend(HostBackend):
     }
     form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {"cumsum": {"staged": staged_cumsum}}
     chunk_block: ClassVar[dict[str, int]] = {"cpu": CHUNK_K}
+    #: The loop and the scan are NumPy's own ufunc loops; only the matmul forms call BLAS.
+    serial_forms: ClassVar[frozenset[str]] = frozenset({"loop", "cumsum"})
 
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}

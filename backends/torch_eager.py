@@ -7,6 +7,7 @@ differ only in compilation.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -204,7 +205,15 @@ class TorchEagerBackend(Backend):
         torch = self.torch
         if n is not None:
             torch.set_num_threads(n)
+            # Inter-op threads can be set once, before any inter-op work; later the
+            # read-back (thread_pools) shows what they stayed at.
+            with contextlib.suppress(RuntimeError):
+                torch.set_num_interop_threads(n)
         return int(torch.get_num_threads())
+
+    def thread_pools(self) -> dict[str, int]:
+        torch = self.torch
+        return {"torch intra-op": int(torch.get_num_threads()), "torch inter-op": int(torch.get_num_interop_threads())}
 
     def device_timer(self) -> DeviceTimer | None:
         return CudaEventTimer() if self.is_gpu() else None

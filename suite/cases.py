@@ -14,6 +14,7 @@ from backends import DTYPES, PRECISIONS, REGISTRY
 from suite.canary import DRIFT_LIMIT
 from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
+from suite.isolation import DEFAULT_STEPS
 from suite.reference import FILE_INPUT, INPUT_KINDS
 from suite.timing import TimerConfig
 
@@ -282,3 +283,8 @@ class RunOptions:
     # Counted runs (``--metric instructions``, suite.count_runner): the folder their
     # callgrind files go to (``<out>/counts``); "" keeps none.
     counts_dir: str = ""
+    # Isolation (suite.isolation): the cores a worker is pinned to (0: all this
+    # process may use; N: the last N, the harness keeping the rest) and the steps
+    # taken (pin, quiet, passive).
+    worker_cores: int = 0
+    isolation: tuple[str, ...] = DEFAULT_STEPS

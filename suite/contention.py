@@ -4,13 +4,15 @@ On a shared machine a neighbour's busy loop makes a parallel runtime wait a
 scheduler slice at every parallel region: the number comes out stable and
 wrong. ``CpuMonitor`` reads, through psutil, the system-wide CPU times (steal
 time included: CPU the hypervisor gave to other guests) and the CPU times of
-this process and its children over the same window; the difference is the
-**foreign load**, in cores. A case is **contended** when the cores it needs
-plus the foreign load exceed the cores it may use, by more than ``MARGIN``
-cores, or when steal alone exceeds ``STEAL_LIMIT`` cores. The cores it needs
-are its threads when it used more than ``SERIAL_CORES`` while sampling (a
-parallel runtime waits for its slowest thread at every region, so one busy
-neighbour on any of its cores slows it), else one (it ran serially).
+this process and its children over the same window, on the CPUs this process
+may run on (a pinned worker is judged on its own cores, not on the harness's);
+the difference is the **foreign load**, in cores. A case is **contended** when
+the cores it needs plus the foreign load exceed the cores it may use, by more
+than ``MARGIN`` cores, or when steal alone exceeds ``STEAL_LIMIT`` cores. The
+cores it needs are the threads its runtime may use (one for a form the adapter
+runs serially), whatever it managed to use: a parallel runtime waits for its
+slowest thread at every region, so a neighbour on one of its cores makes it use
+*less* CPU, not more, and its own use would hide the contention.
 
 The policy (``--on-contention``, ``RunOptions.on_contention``):
 
@@ -44,8 +46,6 @@ POLICIES = ("wait", "flag", "fail")
 #: Cores of foreign load tolerated beyond the cores left free: the parent process,
 #: daemons and the monitor itself use a little.
 MARGIN = 0.25
-#: Own use, in cores, up to which a case counts as serial (needing one core whatever its threads).
-SERIAL_CORES = 1.2
 #: Steal time, in cores, above which the hypervisor is taking the case's CPU.
 STEAL_LIMIT = 0.10
 #: The variable that sets the default policy.
@@ -104,15 +104,29 @@ class Monitor(Protocol):
     def stop(self) -> Usage: ...
 
 
-def _busy(times: Any) -> tuple[float, float]:
-    """(busy seconds other than steal, steal seconds) of a ``psutil.cpu_times()`` total."""
-    # On Linux, guest time is already inside user; idle and iowait are not work.
-    busy = sum(getattr(times, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
-    return busy, getattr(times, "steal", 0.0)
+def _busy(per_cpu: list[Any], cpus: set[int] | None) -> tuple[float, float]:
+    """(busy seconds other than steal, steal seconds) over ``cpus`` (None: all) of ``psutil.cpu_times(percpu=True)``."""
+    busy = steal = 0.0
+    for i, times in enumerate(per_cpu):
+        if cpus is not None and i not in cpus:
+            continue
+        # On Linux, guest time is already inside user; idle and iowait are not work.
+        busy += sum(getattr(times, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
+        steal += getattr(times, "steal", 0.0)
+    return busy, steal
+
+
+def usage_from(wall_s: float, busy_s: float, steal_s: float, own_s: float, cores: int, threads: int) -> Usage:
+    """A window's CPU seconds as a ``Usage``: the case needs ``threads`` cores, however few it used."""
+    wall = max(wall_s, 1e-9)
+    # CPU-time counters tick at 10 ms: clip the small negatives that leaves.
+    foreign = max(busy_s - own_s, 0.0) + max(steal_s, 0.0)
+    needed = max(1, min(threads or cores, cores))
+    return Usage(wall, foreign / wall, max(steal_s, 0.0) / wall, own_s / wall, cores, needed)
 
 
 class CpuMonitor:
-    """Foreign CPU over a window: system-wide busy time minus this process tree's."""
+    """Foreign CPU over a window: busy time on this process's CPUs minus this process tree's."""
 
     def __init__(self, threads: int, pid: int | None = None) -> None:
         import psutil
@@ -120,7 +134,13 @@ class CpuMonitor:
         self._psutil = psutil
         self.proc = psutil.Process(pid)
         self.cores = cores_available()
-        self.threads = max(1, min(threads or self.cores, self.cores))
+        self.threads = threads
+        try:
+            affinity: set[int] | None = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            affinity = None
+        # Every CPU allowed: the system-wide total (cheaper, and counts CPUs psutil lists apart).
+        self.cpus = None if affinity is None or len(affinity) >= (psutil.cpu_count() or 0) else affinity
         self._t0 = 0.0
         self._sys0 = (0.0, 0.0)
         self._own0 = 0.0
@@ -143,23 +163,19 @@ class CpuMonitor:
         except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
             return []
 
+    def _system(self) -> tuple[float, float]:
+        return _busy(self._psutil.cpu_times(percpu=True), self.cpus)
+
     def start(self) -> None:
-        self._sys0 = _busy(self._psutil.cpu_times())
+        self._sys0 = self._system()
         self._own0 = self._own()
         self._t0 = time.monotonic()
 
     def stop(self) -> Usage:
-        wall = max(time.monotonic() - self._t0, 1e-9)
-        busy1, steal1 = _busy(self._psutil.cpu_times())
+        wall = time.monotonic() - self._t0
+        busy1, steal1 = self._system()
         own = max(self._own() - self._own0, 0.0)
-        busy = busy1 - self._sys0[0]
-        steal = max(steal1 - self._sys0[1], 0.0)
-        # CPU-time counters tick at 10 ms: clip the small negatives that leaves.
-        foreign = max(busy - own, 0.0) + steal
-        # A case that used no more than about one core ran serially (numpy's cumsum with a
-        # BLAS pool of N threads, say): it needs one core, not its library's N.
-        needed = self.threads if own / wall > SERIAL_CORES else 1
-        return Usage(wall, foreign / wall, steal / wall, own / wall, self.cores, needed)
+        return usage_from(wall, busy1 - self._sys0[0], steal1 - self._sys0[1], own, self.cores, self.threads)
 
 
 @dataclass

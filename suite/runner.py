@@ -26,6 +26,7 @@ from suite.contention import measure_watched
 from suite.counting import COUNTED, Hook
 from suite.forms import ITEMSIZE, get_form
 from suite.guards import cost_model, estimated_bytes, guarded, unsupported
+from suite.isolation import WorkerPlan, limit_pools, read_back
 from suite.profiling import HostMemory, after_timing
 from suite.reference import (
     FILE_INPUT,
@@ -99,9 +100,12 @@ def run_case(
 
     The timing runs inside a contention window (``suite.contention``): waited out,
     re-measured or flagged by ``options.on_contention``; ``notify`` hears the waits.
+    ``threads`` is the runtime's; a form the adapter runs serially may use one.
     """
     start = time.perf_counter()
     timer_config = options.timer
+    if case.form in adapter.serial_forms:
+        threads = 1
     common: dict[str, Any] = {"threads": threads or 0, "cold_cache": False}
 
     def done(**fields: Any) -> Row:
@@ -196,16 +200,39 @@ class BackendInfo:
     threads: int | None = None
     ceilings: Ceilings | None = None
     ceilings_error: str = ""
+    #: The process's settings as read back (``suite.isolation.Placement``): its cores
+    #: ("0-1"), every thread pool's size, and what did not take (empty when all did).
+    cores: str = ""
+    pools: dict[str, int] = field(default_factory=dict)
+    isolation: str = ""
 
 
-def open_backend(name: str, options: RunOptions) -> tuple[Backend, BackendInfo]:
-    """The adapter ``name``, its threads set, and what it reports about itself."""
+def placed(row: Row, info: BackendInfo) -> Row:
+    """``row`` with its process's cores and, when a setting did not take, the reason."""
+    row.cores = info.cores
+    if info.isolation and row.status == "ok":
+        row.reason = "; ".join(filter(None, [row.reason, info.isolation]))
+    return row
+
+
+def open_backend(name: str, options: RunOptions, plan: WorkerPlan | None = None) -> tuple[Backend, BackendInfo]:
+    """The adapter ``name``, its threads set, and what it reports about itself.
+
+    ``plan`` is what the worker was started with (``suite.isolation``); without one
+    the threads are ``options.threads``. Every pool is sized to the plan's threads,
+    then read back: what differs goes into ``BackendInfo.isolation``.
+    """
+    plan = plan or WorkerPlan(None, options.threads)
     adapter = get_backend(name, options.device)
     avail = adapter.availability()
     if not avail.ok:
         return adapter, BackendInfo(name, False, avail.reason)
-    threads = adapter.set_threads(options.threads)
+    threads = adapter.set_threads(plan.threads)
+    if plan.threads is not None:
+        limit_pools(plan.threads)
     info = BackendInfo(name, True, device=adapter.device(), versions=adapter.versions(), threads=threads)
+    placement = read_back(plan, name, threads, adapter.thread_pools())
+    info.cores, info.pools, info.isolation = placement.cores, placement.pools, placement.note()
     if options.ceilings and options.measure:
         try:
             info.ceilings = adapter.measure_ceilings()
@@ -229,7 +256,7 @@ class InProcessRunner:
 
     def run(self, case: Case) -> Row:
         adapter, info = self._open[case.backend]
-        return run_case(case, adapter, self.options, info.threads, self.on_note)
+        return placed(run_case(case, adapter, self.options, info.threads, self.on_note), info)
 
     def close(self) -> None:
         self._open.clear()

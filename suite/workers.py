@@ -5,6 +5,13 @@ must not cost the others. The parent (``IsolatedRunner``) keeps one worker alive
 at a time, sends it cases and receives rows; a worker that dies or runs past the
 per-case timeout is replaced and its case becomes an ``error`` or ``timeout`` row.
 The child's side is ``_worker_main``; the case pipeline itself is ``suite.runner``.
+
+Isolation (``suite.isolation``): a worker is born pinned to its cores, with the
+thread variables of its plan in its environment; it sizes every pool to them and
+reads them back before its first case. The runner closes a backend's worker
+before it starts the next one's, so no idle worker sits beside a timed case, and
+with ``--worker-cores`` N below the cores available it pins the harness (this
+process) to the others while it runs.
 """
 
 from __future__ import annotations
@@ -18,19 +25,24 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from suite.cases import Case, RunOptions
+from suite.isolation import WorkerPlan, allowed_cpus, pin_process, plan_worker, spawning
 from suite.results import Row
-from suite.runner import BackendInfo, first_line, open_backend, run_case
+from suite.runner import BackendInfo, first_line, open_backend, placed, run_case
 
 
-def _worker_main(conn: Connection, name: str, options: RunOptions) -> None:
+def _worker_main(conn: Connection, name: str, options: RunOptions, plan: WorkerPlan) -> None:
     """Worker loop: report the backend, then answer each case with a row."""
     # The parent decides what Ctrl-C means; a worker must not die mid-row from it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if plan.cpus:  # born pinned; this also catches a thread started before the pin took
+        pin_process(plan.cpus)
     try:
-        adapter, info = open_backend(name, options)
+        adapter, info = open_backend(name, options, plan)
     except Exception as e:
         conn.send(("info", BackendInfo(name, False, f"failed to start: {first_line(e)}")))
         return
+    if info.isolation:
+        conn.send(("note", f"{name} worker: {info.isolation}"))
     conn.send(("info", info))
     while True:
         try:
@@ -40,7 +52,7 @@ def _worker_main(conn: Connection, name: str, options: RunOptions) -> None:
         if msg is None:
             return
         row = run_case(msg, adapter, options, info.threads, notify=lambda text: conn.send(("note", text)))
-        conn.send(("row", row))
+        conn.send(("row", placed(row, info)))
 
 
 class WorkerDied(Exception):
@@ -50,12 +62,20 @@ class WorkerDied(Exception):
 class Worker:
     """One backend in a child process; restarted by the caller when it dies."""
 
-    def __init__(self, name: str, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        options: RunOptions,
+        on_note: Callable[[str], None] | None = None,
+        plan: WorkerPlan | None = None,
+    ) -> None:
         self.on_note = on_note  # hears what the worker says while a case runs (contention waits)
+        self.plan = plan or plan_worker(options.worker_cores, options.isolation, options.threads)[0]
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, name, options), daemon=True)
-        self.process.start()
+        self.process = ctx.Process(target=_worker_main, args=(child, name, options, self.plan), daemon=True)
+        with spawning(self.plan):
+            self.process.start()
         child.close()
         self.info: BackendInfo = self._expect("info", options.case_timeout_s + 60)
 
@@ -116,17 +136,25 @@ class IsolatedRunner:
         self.on_note = on_note
         self._workers: dict[str, Worker] = {}
         self._infos: dict[str, BackendInfo] = {}
+        self.plan, harness = plan_worker(options.worker_cores, options.isolation, options.threads)
+        # The harness keeps to the cores the worker leaves it, until close().
+        self._restore = allowed_cpus() if harness else None
+        if harness:
+            pin_process(harness)
 
     def info(self, name: str) -> BackendInfo:
         if name not in self._infos:
-            for other in list(self._workers):  # one framework at a time: no noise from idle ones
-                self._workers.pop(other).close()
             self._start(name)
         return self._infos[name]
 
+    def live_workers(self) -> list[Worker]:
+        return [w for w in self._workers.values() if w.process.is_alive()]
+
     def _start(self, name: str) -> None:
+        for other in list(self._workers):  # one worker at a time: none idles beside a timed case
+            self._workers.pop(other).close()
         try:
-            worker = Worker(name, self.options, self.on_note)
+            worker = Worker(name, self.options, self.on_note, self.plan)
         except (TimeoutError, WorkerDied) as e:
             self._infos[name] = BackendInfo(name, False, f"worker failed to start: {e}")
             return
@@ -163,3 +191,6 @@ class IsolatedRunner:
         for w in self._workers.values():
             w.close()
         self._workers.clear()
+        if self._restore is not None:
+            pin_process(self._restore)
+            self._restore = None

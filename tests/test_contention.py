@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from backends import get_backend
 from suite import contention
 from suite.cases import Case, RunOptions
-from suite.contention import CpuMonitor, Usage, cores_available, measure_watched
+from suite.contention import CpuMonitor, Usage, _busy, cores_available, measure_watched, usage_from
 from suite.runner import run_case
 from suite.timing import TimerConfig
 
@@ -64,6 +65,31 @@ def test_usage_is_contended_when_threads_and_foreign_load_exceed_the_cores() -> 
     assert "foreign load 1.50 cores + 1 threads > 2 cores" in usage(1.5).describe()
 
 
+def test_a_parallel_runtime_waiting_for_a_core_the_hog_holds_is_contended() -> None:
+    # Two threads may run; they used 0.9 cores because one waited at every region for the
+    # core a hog held (1.0 of 2): what it used hides the contention, what it may use shows it.
+    seen = usage_from(wall_s=0.5, busy_s=(0.9 + 1.0) * 0.5, steal_s=0.0, own_s=0.9 * 0.5, cores=2, threads=2)
+    assert seen.foreign == pytest.approx(1.0) and seen.own == pytest.approx(0.9)
+    assert seen.threads == 2 and seen.contended
+
+
+def test_a_one_thread_case_beside_a_hog_on_the_other_core_is_not_contended() -> None:
+    seen = usage_from(wall_s=0.5, busy_s=(1.0 + 1.0) * 0.5, steal_s=0.0, own_s=1.0 * 0.5, cores=2, threads=1)
+    assert seen.foreign == pytest.approx(1.0) and seen.threads == 1 and not seen.contended
+
+
+def test_threads_beyond_the_cores_need_every_core_and_unknown_threads_need_all() -> None:
+    assert usage_from(1.0, 0.0, 0.0, 0.0, cores=2, threads=8).threads == 2
+    assert usage_from(1.0, 0.0, 0.0, 0.0, cores=2, threads=0).threads == 2
+
+
+def test_a_pinned_monitor_counts_only_its_own_cores() -> None:
+    Times = namedtuple("Times", "user nice system idle irq softirq steal")
+    per_cpu = [Times(3.0, 0, 1.0, 0, 0, 0, 0.5), Times(1.0, 0, 0.5, 9, 0, 0, 0.25)]
+    assert _busy(per_cpu, {1}) == (1.5, 0.25)
+    assert _busy(per_cpu, None) == (5.5, 0.75)
+
+
 def test_a_quiet_window_flags_nothing() -> None:
     calls, measure = counter()
     out = measure_watched(measure, 1, "wait", monitor_for=FakeMonitors(0.1))
@@ -109,9 +135,22 @@ def test_unknown_policy_is_refused() -> None:
         measure_watched(lambda: 1, 1, "sometimes")
 
 
-def _case_row(monkeypatch: pytest.MonkeyPatch, fake: FakeMonitors | None, policy: str, threads: int = 1):
+def _case_row(
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeMonitors | None,
+    policy: str,
+    threads: int = 1,
+    form: str = "cumsum",
+    monitored: list[int] | None = None,
+):
     if fake is not None:
-        monkeypatch.setattr(contention, "CpuMonitor", lambda threads: fake)
+        seen = monitored if monitored is not None else []
+
+        def monitor(threads: int) -> FakeMonitors:
+            seen.append(threads)  # the threads the case was judged on
+            return fake
+
+        monkeypatch.setattr(contention, "CpuMonitor", monitor)
     options = RunOptions(
         timer=TimerConfig(budget_s=0.02, warmup_s=0.005, min_sample_s=1e-3),
         isolate=False,
@@ -119,7 +158,7 @@ def _case_row(monkeypatch: pytest.MonkeyPatch, fake: FakeMonitors | None, policy
         on_contention=policy,
         contention_wait_s=0.3,
     )
-    return run_case(Case("numpy", "cumsum", 2, 32, 4), get_backend("numpy", "cpu"), options, threads)
+    return run_case(Case("numpy", form, 2, 32, 4), get_backend("numpy", "cpu"), options, threads)
 
 
 def test_run_case_marks_a_contended_row_with_its_figures(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +166,14 @@ def test_run_case_marks_a_contended_row_with_its_figures(monkeypatch: pytest.Mon
     assert row.status == "ok" and row.contended
     assert row.foreign_cpu == pytest.approx(1.7)
     assert "contended: foreign load 1.70 cores + 1 threads > 2 cores" in row.reason
+
+
+@pytest.mark.parametrize(("form", "needed"), [("cumsum", 1), ("matrix", 2)])
+def test_a_case_is_judged_on_the_threads_its_form_may_use(monkeypatch: pytest.MonkeyPatch, form, needed) -> None:
+    # NumPy's scan is a serial ufunc loop whatever its BLAS pool holds; its matmul is BLAS's.
+    monitored: list[int] = []
+    row = _case_row(monkeypatch, FakeMonitors(0.05), "flag", threads=2, form=form, monitored=monitored)
+    assert row.status == "ok" and row.threads == needed and monitored == [needed]
 
 
 def test_run_case_on_a_quiet_machine_flags_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

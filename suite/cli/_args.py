@@ -21,6 +21,16 @@ from suite.cases import (
 )
 from suite.contention import default_policy
 from suite.forms import form_names
+from suite.isolation import (
+    ALL_CORES,
+    DEFAULT_STEPS,
+    STEPS,
+    IsolationError,
+    allowed_cpus,
+    parse_steps,
+    parse_worker_cores,
+    split_cpus,
+)
 from suite.reference import INPUT_KINDS
 from suite.results import ResultsError, Row, load_run, prepare_folder
 from suite.timing import MIN_SAMPLES_HARD, TimerConfig
@@ -158,7 +168,25 @@ def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: s
         "--threads",
         type=positive(int),
         default=None,
-        help="CPU threads for numpy's BLAS and torch (jax ignores it); default the libraries' own",
+        help="CPU threads for every library's pools, at most the worker's cores; default one per worker core "
+        "(without the pin step: the libraries' own)",
+    )
+    p.add_argument(
+        "--worker-cores",
+        type=parsed(parse_worker_cores),
+        default=0,
+        metavar=f"{{{ALL_CORES},N}}",
+        help="cores the worker is pinned to, its thread pools sized to them: all, or N (the last N; the "
+        "harness keeps the others); default all",
+    )
+    p.add_argument(
+        "--isolation",
+        type=parsed(parse_steps),
+        default=DEFAULT_STEPS,
+        metavar="STEPS",
+        help=f"isolation steps, comma separated ({', '.join(STEPS)}) or none: pin the worker and size its "
+        "pools, no progress redraw while a case runs, OpenMP threads sleep when idle; "
+        f"default {','.join(DEFAULT_STEPS)}",
     )
     p.add_argument("--timeout", type=positive(float), default=120.0, help="per-case timeout in seconds; default 120")
     p.add_argument(
@@ -233,8 +261,37 @@ def timer_config(args: argparse.Namespace) -> TimerConfig:
         raise UsageError(str(e)) from None
 
 
+def parsed(parse: Any) -> Any:
+    """A flag parser from a function that raises ``IsolationError`` (a usage error here)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except IsolationError as e:
+            raise UsageError(str(e)) from None
+
+    return convert
+
+
+def check_isolation(worker_cores: int, steps: Sequence[str], threads: int | None, isolate: bool = True) -> None:
+    """``--worker-cores`` and ``--threads`` that this machine can honour, or a usage error."""
+    if worker_cores and not isolate:
+        raise UsageError("--worker-cores needs worker processes (it cannot be given with --no-isolate)")
+    if "pin" not in steps or not isolate:
+        if worker_cores:
+            raise UsageError("--worker-cores needs the pin step of --isolation")
+        return
+    try:
+        cpus, _ = split_cpus(worker_cores, allowed_cpus())
+    except IsolationError as e:
+        raise UsageError(f"--worker-cores: {e}") from None
+    if threads is not None and threads > len(cpus):
+        raise UsageError(f"--threads {threads} exceeds the worker's {len(cpus)} cores (--worker-cores)")
+
+
 def options_from(args: argparse.Namespace) -> RunOptions:
     """``RunOptions`` from the sweep flags."""
+    check_isolation(args.worker_cores, args.isolation, args.threads, not args.no_isolate)
     return RunOptions(
         timer=timer_config(args),
         measure=args.command == "run",
@@ -250,6 +307,8 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         contention_wait_s=getattr(args, "contention_wait", 20.0),
         rounds=getattr(args, "rounds", 1),
         cluster=getattr(args, "cluster", None) or "",
+        worker_cores=args.worker_cores,
+        isolation=args.isolation,
     )
 
 

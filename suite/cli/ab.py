@@ -10,6 +10,7 @@ from typing import Any
 
 from suite.cli._args import (
     UsageError,
+    check_isolation,
     counted_device,
     fraction,
     metric_arg,
@@ -56,6 +57,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     counted_device(args)
+    check_isolation(args.worker_cores, args.isolation, args.threads, not args.no_isolate)
     spec = spec_from(args)
     config = compare_config(args)
     cases = spec.cases()

@@ -20,12 +20,17 @@ class Progress:
     The estimate of the time left scales a per-case prior by how fast finished
     steps actually went. ``note`` shows what a worker says while a case runs (a
     contention wait) at once. rich is imported when the display starts.
+
+    With the ``quiet`` isolation step (``suite.isolation``) the bar has no refresh
+    thread: it redraws when told something (a case starts or ends, a note), never
+    while a case is timed, so the harness takes no CPU from the worker.
     """
 
     def __init__(self, cases: Sequence[Case], options: RunOptions, quiet: bool) -> None:
         rounds = max(options.rounds, 1)
         self.priors = [estimated_case_s(c, options) for c in cases] * rounds
         self.quiet = quiet
+        self.auto_refresh = "quiet" not in options.isolation
         self.start = time.perf_counter()
         self._bar: Any = None
         self._task: Any = None
@@ -53,6 +58,7 @@ class Progress:
             TextColumn("~{task.fields[left]:.0f}s left | {task.description}"),
             console=self._console,
             transient=False,
+            auto_refresh=self.auto_refresh,
         )
         self._bar.start()
         self._task = self._bar.add_task("", total=total, left=self._left_s(0))
@@ -67,7 +73,7 @@ class Progress:
         if self._bar is None:
             self._open(total)
         what = f"{case.label()} ..." if row is None else f"{case.label()}: {_what(row)}"
-        self._bar.update(self._task, completed=done, description=what, left=self._left_s(done))
+        self._bar.update(self._task, completed=done, description=what, left=self._left_s(done), refresh=True)
         if row is not None and row.contended:
             self._bar.console.print(f"contended: {case.label()}: {row.reason}", style="yellow", highlight=False)
         if done == total:
@@ -78,7 +84,7 @@ class Progress:
         if self.quiet:
             return
         if self._bar is not None:
-            self._bar.update(self._task, description=text)
+            self._bar.update(self._task, description=text, refresh=True)
             self._bar.console.print(text, style="yellow", highlight=False)
         else:
             print(text, file=sys.stderr, flush=True)

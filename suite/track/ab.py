@@ -35,6 +35,7 @@ from backends import REGISTRY
 from suite import machine
 from suite.cases import Case
 from suite.format import format_seconds
+from suite.isolation import DEFAULT_STEPS
 from suite.results import (
     CSV_NAME,
     JSON_NAME,
@@ -170,6 +171,12 @@ def run_flags(args: Any) -> list[Flag]:
         flags.append(("--metric", args.metric))
     if args.no_isolate:
         flags.append(("--no-isolate", None))
+    # Passed on only when not the default: a revision older than these flags runs its defaults.
+    if getattr(args, "worker_cores", 0):
+        flags.append(("--worker-cores", str(args.worker_cores)))
+    steps = tuple(getattr(args, "isolation", DEFAULT_STEPS))
+    if steps != DEFAULT_STEPS:
+        flags.append(("--isolation", ",".join(steps) or "none"))
     return flags
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from suite.cases import Case
-from suite.cli import main
+from suite.cli import build_parser, main
 from suite.results import Row, load_run
 from suite.track import ab
 from tests.track.scratch_git import git
@@ -158,3 +158,14 @@ def test_case_flags_select_exactly_the_case(case: Case) -> None:
 
     args = build_parser().parse_args(["run", *ab.case_flags(case)])
     assert spec_from(args).cases() == [case]
+
+
+def test_isolation_flags_reach_the_rounds_only_when_not_the_default() -> None:
+    def flags(*extra: str) -> list[ab.Flag]:
+        return ab.run_flags(build_parser().parse_args(["ab", "HEAD~1", "HEAD", *extra]))
+
+    # A revision older than the flags must still run: the defaults are not written out.
+    assert not any(name in ("--worker-cores", "--isolation") for name, _ in flags())
+    chosen = flags("--worker-cores", "1", "--isolation", "quiet,pin")
+    assert ("--worker-cores", "1") in chosen and ("--isolation", "quiet,pin") in chosen
+    assert ("--isolation", "none") in flags("--isolation", "none")
