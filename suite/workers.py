@@ -5,15 +5,20 @@ must not cost the others. The parent (``IsolatedRunner``) keeps one worker alive
 at a time, sends it cases and receives rows; a worker that dies or runs past the
 per-case timeout is replaced and its case becomes an ``error`` or ``timeout`` row.
 The child's side is ``_worker_main``; the case pipeline itself is ``suite.runner``.
+A fleet node runs the same runner inside its node agent (``suite.fleet_node``),
+which names its node in the rows' reasons (``place``) and hands each worker the
+GPUs Ray gave the case (``env``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
+import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -22,10 +27,11 @@ from suite.results import Row
 from suite.runner import BackendInfo, first_line, open_backend, run_case
 
 
-def _worker_main(conn: Connection, name: str, options: RunOptions) -> None:
+def _worker_main(conn: Connection, name: str, options: RunOptions, env: Mapping[str, str]) -> None:
     """Worker loop: report the backend, then answer each case with a row."""
     # The parent decides what Ctrl-C means; a worker must not die mid-row from it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(env)  # before the adapter imports its framework (CUDA_VISIBLE_DEVICES)
     try:
         adapter, info = open_backend(name, options)
     except Exception as e:
@@ -50,11 +56,17 @@ class WorkerDied(Exception):
 class Worker:
     """One backend in a child process; restarted by the caller when it dies."""
 
-    def __init__(self, name: str, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        options: RunOptions,
+        on_note: Callable[[str], None] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.on_note = on_note  # hears what the worker says while a case runs (contention waits)
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, name, options), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, name, options, dict(env or {})), daemon=True)
         self.process.start()
         child.close()
         self.info: BackendInfo = self._expect("info", options.case_timeout_s + 60)
@@ -109,11 +121,27 @@ def _exit_description(code: int | None) -> str:
 
 
 class IsolatedRunner:
-    """Runs each backend's cases in its own worker process."""
+    """Runs each backend's cases in its own worker process.
 
-    def __init__(self, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
+    ``env`` is set in each worker before its adapter opens; ``place`` (" on node X")
+    goes into the reasons of timeout and crash rows; ``ceilings_for(backend)`` says
+    whether that backend's worker measures its device's ceilings (default:
+    ``options.ceilings``), so a fleet measures each machine's once.
+    """
+
+    def __init__(
+        self,
+        options: RunOptions,
+        on_note: Callable[[str], None] | None = None,
+        env: Mapping[str, str] | None = None,
+        place: str = "",
+        ceilings_for: Callable[[str], bool] | None = None,
+    ) -> None:
         self.options = options
         self.on_note = on_note
+        self.env = dict(env or {})
+        self.place = place
+        self.ceilings_for = ceilings_for
         self._workers: dict[str, Worker] = {}
         self._infos: dict[str, BackendInfo] = {}
 
@@ -125,10 +153,13 @@ class IsolatedRunner:
         return self._infos[name]
 
     def _start(self, name: str) -> None:
+        options = self.options
+        if self.ceilings_for is not None:
+            options = dataclasses.replace(options, ceilings=options.ceilings and self.ceilings_for(name))
         try:
-            worker = Worker(name, self.options, self.on_note)
+            worker = Worker(name, options, self.on_note, self.env)
         except (TimeoutError, WorkerDied) as e:
-            self._infos[name] = BackendInfo(name, False, f"worker failed to start: {e}")
+            self._infos[name] = BackendInfo(name, False, f"worker failed to start{self.place}: {e}")
             return
         self._workers[name] = worker
         self._infos[name] = worker.info
@@ -140,22 +171,25 @@ class IsolatedRunner:
             worker = self._workers.get(case.backend)
             if worker is None:
                 return case.row(status="error", reason=self._infos[case.backend].reason)
-        start = time.perf_counter()
+        start, timeout = time.perf_counter(), self.options.case_timeout_s
         try:
-            return worker.run(case, self.options.case_timeout_s)
+            return worker.run(case, timeout)
         except TimeoutError:
             self._workers.pop(case.backend, None)
             return case.row(
                 status="timeout",
                 device=worker.info.device,
-                reason=f"ran past the per-case timeout of {self.options.case_timeout_s:g} s; worker stopped",
+                reason=f"ran past the per-case timeout of {timeout:g} s{self.place}; worker stopped",
                 elapsed_s=time.perf_counter() - start,
             )
         except WorkerDied as e:
             self._workers.pop(case.backend, None)
             worker.kill()
             return case.row(
-                status="error", device=worker.info.device, reason=str(e), elapsed_s=time.perf_counter() - start
+                status="error",
+                device=worker.info.device,
+                reason=f"{e}{self.place}",
+                elapsed_s=time.perf_counter() - start,
             )
 
     def close(self) -> None:
