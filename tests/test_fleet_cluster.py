@@ -10,10 +10,13 @@ every Ray process it started, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -49,9 +52,15 @@ pytestmark = [
 
 
 def daemons() -> set[int]:
-    """Process ids of the Ray daemons on this machine (``pgrep``)."""
+    """Process ids of the Ray daemons in this network namespace (``pgrep``): another sealed run's are not ours."""
     found = (subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout for name in RAY_DAEMONS)
-    return {int(pid) for out in found for pid in out.split()}
+    own = os.readlink("/proc/self/ns/net")
+    ours = set()
+    for pid in (int(p) for out in found for p in out.split()):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if os.readlink(f"/proc/{pid}/ns/net") == own:
+                ours.add(pid)
+    return ours
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +80,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             "FAULTY_KILL_T": "16",  # the faulty backend's worker kills itself on cases of T=16
             "PYTHONPATH": str(ROOT),
             "RAY_USAGE_STATS_ENABLED": "0",
+            # Ray's session folders: this run's own, not /tmp/ray, which another run beside it may use.
+            "RAY_TMPDIR": (ray_tmp := tempfile.mkdtemp(prefix="cbray")),
         }
     )
     import backends
@@ -91,6 +102,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         deadline = time.monotonic() + 20
         while (left := daemons() - before) and time.monotonic() < deadline:
             time.sleep(0.2)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         assert not left, f"Ray processes left running: {left}"
 
 
