@@ -1,4 +1,4 @@
-"""What Ray adds per case: the same cases through the local runner and through a Ray cluster, in one run.
+"""What Ray adds per case: the same cases through the local runner and through a Ray cluster, alternating.
 
 Run it inside a private network namespace with loopback only (Ray must talk on
 127.0.0.1 alone; the script refuses anywhere else)::
@@ -6,14 +6,24 @@ Run it inside a private network namespace with loopback only (Ray must talk on
     unshare -n sh -c 'ip link set lo up && python scripts/fleet_overhead.py --out results/fleet'
 
 It starts a ``ray.cluster_utils.Cluster`` on this machine (one node with one
-``bench_slot``, so cases run one at a time as they do locally), then times the
-same sweep alternately through the default local runner (one spawned worker per
-backend, reused across its cases) and through the cluster (one fresh Ray worker
-process per case, ``max_calls=1``), ``--repeats`` times each. Per case it reports
-the wall time, the time the case itself took (``elapsed_s``, the same pipeline on
-both paths), and the difference: what the runner adds. The ratio of wall times
-per case is the figure the README quotes. Cluster start and joining it are
+``bench_slot``, so cases run one at a time as they do locally) and times the same
+sweep through the default local runner and through the cluster in ``--passes``
+alternating passes (local, Ray, local, Ray, ...), so a slow minute of the
+machine hits both. Both paths run each case in a spawned worker per backend kept
+across its cases (on the cluster, the node agent's); the Ray path adds the case
+task, the hop to the agent and the agent's start. Per runner it reports the
+median over the passes of the wall time per case with a 95% bootstrap interval
+(``scipy.stats.bootstrap``), the time the case itself took (``elapsed_s``) and
+the difference, what the runner adds; the ratio is the median of the passes'
+paired ratios, with its interval. Starting the cluster and joining it are
 reported apart: they are paid once per run, not per case.
+
+``--default-sweep`` also times the default sweep (``python -m suite run`` with
+no sweep flags) end to end, once locally and once with ``--cluster local``
+(which starts a one-node cluster itself): minutes each.
+
+The figures depend on the machine being idle: the lead runs this on a quiet
+machine and commits its folder; the load average at the start and end is stored.
 """
 
 from __future__ import annotations
@@ -24,8 +34,11 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +47,9 @@ from suite.cases import RunOptions, SweepSpec, parse_sizes
 from suite.results import Row
 from suite.session import run_cases
 from suite.timing import TimerConfig
+
+MIN_PASSES = 5
+CONFIDENCE = 0.95
 
 
 def sweep(options: RunOptions, spec: SweepSpec) -> tuple[float, list[Row]]:
@@ -44,14 +60,90 @@ def sweep(options: RunOptions, spec: SweepSpec) -> tuple[float, list[Row]]:
     return time.perf_counter() - start, rows
 
 
+def median_interval(values: Sequence[float]) -> dict[str, float]:
+    """Median of ``values`` and its 95% bootstrap interval (BCa where it is defined, else percentile)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    data = (np.asarray(values, dtype=float),)
+    try:
+        ci = bootstrap(
+            data, np.median, confidence_level=CONFIDENCE, n_resamples=9999, random_state=0
+        ).confidence_interval
+    except ValueError:  # degenerate samples (all equal): BCa is undefined
+        ci = bootstrap(
+            data, np.median, confidence_level=CONFIDENCE, n_resamples=9999, random_state=0, method="percentile"
+        ).confidence_interval
+    return {"median": float(statistics.median(values)), "low": float(ci.low), "high": float(ci.high)}
+
+
+def default_sweep_walls(scratch: Path) -> dict[str, float]:
+    """Wall seconds of the default sweep through ``python -m suite run``, locally and with ``--cluster local``."""
+    walls: dict[str, float] = {}
+    for name, extra in (("local", []), ("ray", ["--cluster", "local"])):
+        out = scratch / f"default-{name}"
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "suite", "run", "--quiet", "--out", str(out), *extra],
+            capture_output=True,
+            text=True,
+        )
+        walls[name] = time.perf_counter() - start
+        if done.returncode not in (0, 1):  # 1: some case failed or was skipped; the wall time still counts
+            raise SystemExit(f"the default sweep ({name}) failed: {done.stderr.strip()[-2000:]}")
+    return walls
+
+
+def markdown(result: dict[str, Any], args: argparse.Namespace, n_cases: int) -> str:
+    info, per = result["machine"], result["per_case"]
+    ratio = result["wall_per_case_ratio_ray_over_local"]
+    lines = [
+        "# What Ray adds per case",
+        "",
+        f"Command: `{result['command']}` ({result['when']}, {info.get('cpu_model')}, "
+        f"{info.get('cpu_count')} cores; load average {result['load_average_at_start'][0]} at the start and "
+        f"{result['load_average_at_end'][0]} at the end).",
+        "",
+        f"Sweep: {n_cases} cases ({args.backends}; {args.forms}; sizes {args.sizes}), {args.passes} passes "
+        "through each runner, alternating; medians over the passes with 95% bootstrap intervals.",
+        "",
+        "| runner | wall per case | the case itself | added by the runner |",
+        "|---|---|---|---|",
+    ]
+    for k in ("local", "ray"):
+        w = per[k]["wall_per_case_s"]
+        lines.append(
+            f"| {k} | {w['median']:.3f} s [{w['low']:.3f}, {w['high']:.3f}] | "
+            f"{per[k]['case_s']['median']:.3f} s | {per[k]['added_s']:.3f} s |"
+        )
+    lines += [
+        "",
+        f"**Ratio (Ray / local), wall time per case: {ratio['median']:.2f}x "
+        f"[{ratio['low']:.2f}, {ratio['high']:.2f}].** Paid once per run besides: starting the cluster "
+        f"{result['cluster_start_s']:.1f} s, joining it {result['join_s']:.1f} s.",
+        "",
+    ]
+    if "default_sweep_wall_s" in result:
+        d = result["default_sweep_wall_s"]
+        lines += [
+            f"The default sweep end to end (`python -m suite run`, one pass each): local {d['local']:.0f} s, "
+            f"`--cluster local` {d['ray']:.0f} s ({d['ray'] / d['local']:.2f}x), cluster start included.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("results/fleet"))
     p.add_argument("--backends", default="numpy")
     p.add_argument("--forms", default="cumsum,loop,matrix")
     p.add_argument("--sizes", default="small")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--passes", type=int, default=MIN_PASSES, help=f"alternating passes per runner (>= {MIN_PASSES})")
+    p.add_argument("--default-sweep", action="store_true", help="also time the default sweep, local and Ray (minutes)")
     args = p.parse_args()
+    if args.passes < MIN_PASSES:
+        p.error(f"--passes: at least {MIN_PASSES}, for a median with an interval")
     if [name for _, name in socket.if_nameindex()] != ["lo"]:
         print(
             "refusing to start Ray outside a network namespace with loopback only; see the docstring", file=sys.stderr
@@ -84,22 +176,25 @@ def main() -> int:
     fleet = dataclasses.replace(local, cluster=cluster.address)
     runs: dict[str, list[dict[str, float]]] = {"local": [], "ray": []}
     try:
-        for _ in range(args.repeats):
+        for _ in range(args.passes):
             for name, options in (("local", local), ("ray", fleet)):
                 wall, rows = sweep(options, spec)
-                n = len(rows)
-                inside = sum(r.elapsed_s for r in rows) / n
-                runs[name].append({"cases": n, "wall_per_case_s": wall / n, "case_s": inside})
                 assert all(r.status == "ok" for r in rows), [(r.key, r.status, r.reason) for r in rows]
+                n = len(rows)
+                runs[name].append(
+                    {"cases": n, "wall_per_case_s": wall / n, "case_s": sum(r.elapsed_s for r in rows) / n}
+                )
     finally:
         ray.shutdown()
         cluster.shutdown()
 
-    def med(name: str, field: str) -> float:
-        return statistics.median(r[field] for r in runs[name])
-
-    ratio = med("ray", "wall_per_case_s") / med("local", "wall_per_case_s")
-    added = {k: med(k, "wall_per_case_s") - med(k, "case_s") for k in runs}
+    per: dict[str, dict[str, Any]] = {}
+    for k, passes in runs.items():
+        per_case = median_interval([r["wall_per_case_s"] for r in passes])
+        inside = median_interval([r["case_s"] for r in passes])
+        per[k] = {"wall_per_case_s": per_case, "case_s": inside, "added_s": per_case["median"] - inside["median"]}
+    pairs = zip(runs["local"], runs["ray"], strict=True)
+    paired = [ray_pass["wall_per_case_s"] / local_pass["wall_per_case_s"] for local_pass, ray_pass in pairs]
     info = machine.machine_info()
     result: dict[str, Any] = {
         "command": "unshare -n sh -c 'ip link set lo up && python scripts/fleet_overhead.py "
@@ -108,44 +203,22 @@ def main() -> int:
         "when": machine.now_iso(),
         "machine": {k: info.get(k) for k in ("cpu_model", "cpu_count", "memory_gib", "fingerprint")},
         "load_average_at_start": load_start,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "sweep": dataclasses.asdict(spec),
         "cluster_start_s": started_s,
         "join_s": joined_s,
         "runs": runs,
-        "wall_per_case_ratio_ray_over_local": ratio,
-        "runner_added_per_case_s": added,
+        "per_case": per,
+        "wall_per_case_ratio_ray_over_local": median_interval(paired),
     }
+    if args.default_sweep:
+        with tempfile.TemporaryDirectory(prefix="fleet-overhead-") as scratch:
+            result["default_sweep_wall_s"] = default_sweep_walls(Path(scratch))
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overhead.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [
-        "# What Ray adds per case",
-        "",
-        f"Command: `{result['command']}` ({result['when']}, {info.get('cpu_model')}, "
-        f"{info.get('cpu_count')} cores; load average {load_start[0]} at the start and "
-        f"{result['load_average_at_end'][0]} at the end: the machine was shared with other work while it ran, "
-        "so every figure here is contended).",
-        "",
-        f"Sweep: {len(spec.cases())} cases ({args.backends}; {args.forms}; sizes {args.sizes}), "
-        f"{args.repeats} passes through each runner, alternating; medians over the passes.",
-        "",
-        "| runner | wall per case | the case itself | added by the runner |",
-        "|---|---|---|---|",
-        *(
-            f"| {k} | {med(k, 'wall_per_case_s'):.3f} s | {med(k, 'case_s'):.3f} s | {added[k]:.3f} s |"
-            for k in ("local", "ray")
-        ),
-        "",
-        f"**Ratio (Ray / local), wall time per case: {ratio:.2f}x.** Paid once per run besides: starting the "
-        f"cluster {started_s:.1f} s, joining it {joined_s:.1f} s.",
-        "",
-        "The local runner keeps one worker process per backend across its cases; the Ray path starts a fresh "
-        "worker process for every case (`max_calls=1`: the isolation a benchmark wants), so most of what it adds "
-        "is a Python process start and the imports of NumPy, the suite and Ray.",
-        "",
-    ]
-    (args.out / "overhead.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    text = markdown(result, args, len(spec.cases()))
+    (args.out / "overhead.md").write_text(text)
+    print(text)
     return 0
 
 

@@ -1,15 +1,17 @@
 """Fleet runs: one sweep placed on the nodes of a Ray cluster, rows home as they finish.
 
-Ray Core does the placing; nothing here schedules. Every case is a Ray task that
-asks for one ``bench_slot`` (a custom resource each node offers once, so one
-timing job per node at a time) and, for a GPU case on a cluster with GPUs, one
-GPU as well (a node with k GPUs offers k slots). ``max_calls=1`` gives every case
-a fresh worker process and ``max_retries=0`` makes a lost case an ``error`` row
-rather than a silent re-run. The driver collects rows with ``ray.wait`` and hands
-each to ``on_row`` the moment it arrives (the session appends it to
-``results.csv``). A small actor, the ``Ledger``, learns where each case started
-(for the per-case timeout and for naming the node of a case that died) and
-decides which task measures a machine's ceilings, once per machine.
+Ray Core does the placing; nothing here schedules. Every case (every round of
+it) is a Ray task (``suite.fleet_node.case_task``) that asks for one
+``bench_slot`` (a custom resource each node offers once, so one timing job per
+node at a time) and, for a GPU case on a cluster with GPUs, one GPU as well. The
+task hands its case to its node's agent (``suite.fleet_node.NodeAgent``, one
+actor per node, made here with node affinity and holding no resources), which
+runs it in the same worker processes as the local runner: one per backend, kept
+across cases, fresh for each round; the per-case timeout and a crashed worker
+are handled there, as locally. ``max_retries=0`` makes a case lost with its node
+an ``error`` row rather than a silent re-run, and ``--resume`` runs those again.
+The driver collects rows with ``ray.wait`` and hands each to ``on_row`` the
+moment it arrives (the session appends it to ``results.csv``).
 
 Each row carries its node's machine fingerprint (``machine``) and node
 (``node``); the run's metadata holds every machine's description and ceilings
@@ -27,11 +29,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from backends._common import HostBackend
-from suite import machine
 from suite.cases import Case, RunOptions
-from suite.ceilings import HOST_DEVICE, annotate, from_metadata, measure_host, to_metadata
+from suite.ceilings import HOST_DEVICE, annotate, from_metadata, to_metadata
+from suite.fleet_node import CaseResult, Ledger, NodeAgent, agent_name, case_task, node_name
 from suite.results import Row
-from suite.runner import BackendInfo, first_line, open_backend, run_case
+from suite.runner import BackendInfo, first_line
 
 #: The custom resource of one timing job: each node offers one (or one per GPU).
 SLOT = "bench_slot"
@@ -78,11 +80,6 @@ def connect(address: str) -> bool:
     return True
 
 
-def node_name(node: dict[str, Any]) -> str:
-    """How a row names a node: its address and the head of its Ray node id."""
-    return f"{node.get('NodeManagerAddress', '?')}/{str(node.get('NodeID', '?'))[:8]}"
-
-
 def slot_nodes(ray: Any) -> dict[str, str]:
     """Alive nodes offering a bench slot: node id -> name."""
     return {n["NodeID"]: node_name(n) for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(SLOT)}
@@ -94,67 +91,6 @@ def uses_gpu(backend: str, options: RunOptions, cluster_has_gpus: bool) -> bool:
 
     cls = REGISTRY.get(backend)
     return cluster_has_gpus and options.device != "cpu" and cls is not None and not issubclass(cls, HostBackend)
-
-
-class Ledger:
-    """Where each case started, and who measures each machine's ceilings (a Ray actor)."""
-
-    def __init__(self, claimed: list[tuple[str, str]]) -> None:
-        self.started: dict[str, tuple[str, float]] = {}
-        self.claimed = set(claimed)
-
-    def start(self, tag: str, node: str) -> None:
-        self.started[tag] = (node, time.monotonic())
-
-    def claim(self, fingerprint: str, device: str) -> bool:
-        """True for the first task to ask about this machine and device: it measures."""
-        if (fingerprint, device) in self.claimed:
-            return False
-        self.claimed.add((fingerprint, device))
-        return True
-
-    def running(self) -> dict[str, tuple[str, float]]:
-        """Task tag -> (node, seconds since it started), for the tasks that started."""
-        now = time.monotonic()
-        return {k: (n, now - t) for k, (n, t) in self.started.items()}
-
-
-@dataclasses.dataclass
-class CaseResult:
-    """What one case task sends home."""
-
-    row: Row
-    info: BackendInfo
-    node: str
-    machine_info: dict[str, Any]
-    host_ceilings: Any = None  # Ceilings of the host, when this task measured them
-
-
-def case_task(case: Case, options: RunOptions, ledger: Any, tag: str) -> CaseResult:
-    """The body of one case's (one round's) Ray task, in a fresh worker process on some node."""
-    import ray
-
-    node = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
-    ray.get(ledger.start.remote(tag, node))
-    info_m = machine.machine_info()
-    fp = str(info_m["fingerprint"])
-    measure = options.ceilings and options.measure
-    adapter, info = open_backend(case.backend, dataclasses.replace(options, ceilings=False))
-    host = None
-    if info.available and measure:
-        if info.device != HOST_DEVICE and ray.get(ledger.claim.remote(fp, info.device)):
-            try:
-                info.ceilings = adapter.measure_ceilings()
-            except Exception as e:  # a failed ceiling costs the roofline columns, not the case
-                info.ceilings_error = first_line(e)
-        if ray.get(ledger.claim.remote(fp, HOST_DEVICE)):
-            host = measure_host()
-    if info.available:
-        row = run_case(case, adapter, options, info.threads)
-    else:
-        row = Row(case, status="skipped", reason=info.reason)
-    row.machine, row.node = fp, node
-    return CaseResult(row, info, node, info_m, host)
 
 
 @dataclasses.dataclass
@@ -193,22 +129,74 @@ def is_lost(row: Row) -> bool:
     return row.status == "error" and row.reason.startswith(LOST)
 
 
-def _lost_row(case: Case, error: Exception, started: tuple[str, float] | None, ray: Any) -> Row:
-    """The row of a case whose task did not come home: its node died, its worker crashed, or it raised."""
-    nodes = {n["NodeID"]: n for n in ray.nodes()}
-    node = started[0] if started else ""
+#: Seconds to wait for the cluster to mark a node dead when a case task failed there without
+#: saying why: Ray's health checks take some seconds to declare a node whose raylet was killed.
+NODE_FATE_S = 30.0
+
+
+def _lost_row(case: Case, error: Exception, node: str, ray: Any) -> Row:
+    """The row of a case whose task did not come home: its node died, its node agent did, or Ray failed.
+
+    A crash or a timeout of the case itself never gets here: the node agent's
+    worker runner makes those rows, as locally. So a failed task is the node's
+    doing, and a node that is (or, within ``NODE_FATE_S``, becomes) dead makes
+    the case ``lost``: ``--resume`` runs it again.
+    """
     match = re.search(r"node ID: ([0-9a-f]+)", str(error))
+    nodes = {n["NodeID"]: n for n in ray.nodes()}
     if not node and match:
         node = node_name(nodes.get(match.group(1), {"NodeID": match.group(1), "NodeManagerAddress": "?"}))
-    dead = {node_name(n) for n in nodes.values() if not n.get("Alive")}
     where = node or "an unknown node"
-    if isinstance(error, ray.exceptions.NodeDiedError) or (node and node in dead):
+    died = isinstance(error, ray.exceptions.NodeDiedError) or _dead(ray, node, NODE_FATE_S if node else 0.0)
+    if died:
         reason = f"{LOST}node {where} died while running the case ({first_line(error)}); --resume runs it again"
-    elif isinstance(error, ray.exceptions.WorkerCrashedError):
-        reason = f"the worker process on node {where} died (crash or out-of-memory kill)"
     else:
-        reason = f"on node {where}: {first_line(error)}"
+        reason = f"the case's task failed on node {where}: {first_line(error)}"
     return Row(case, status="error", reason=reason, node=node)
+
+
+def _dead(ray: Any, node: str, wait_s: float) -> bool:
+    """Whether the cluster marks ``node`` dead, waiting up to ``wait_s`` for it to say so."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        states = {node_name(n): bool(n.get("Alive")) for n in ray.nodes()}
+        if states.get(node) is False:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
+
+
+class _Agents:
+    """The run's node agents: one per alive node with a slot, made with node affinity, killed at the end."""
+
+    def __init__(self, ray: Any, options: RunOptions, ledger: Any) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self.ray, self.options, self.ledger = ray, options, ledger
+        self.affinity = NodeAffinitySchedulingStrategy
+        # No resources: the case task holds the node's slot, so an agent never blocks a case.
+        self.actor = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(NodeAgent)
+        self.handles: dict[str, Any] = {}
+
+    def ensure(self) -> bool:
+        """Give every alive node with a slot its agent; False when no such node is left."""
+        alive = slot_nodes(self.ray)
+        for node_id in alive.keys() - self.handles.keys():
+            strategy = self.affinity(node_id=node_id, soft=False)
+            made = self.actor.options(name=agent_name(node_id), scheduling_strategy=strategy)
+            self.handles[node_id] = made.remote(self.options, self.ledger)
+        return bool(alive)
+
+    def close(self) -> None:
+        """Stop every agent's workers, then the agents (a dead node's agent is gone already)."""
+        closing = [h.close.remote() for h in self.handles.values()]
+        with contextlib.suppress(Exception):
+            self.ray.wait(closing, num_returns=len(closing), timeout=10)
+        for h in self.handles.values():
+            with contextlib.suppress(Exception):
+                self.ray.kill(h)
+        self.handles.clear()
 
 
 @dataclasses.dataclass
@@ -228,13 +216,14 @@ def run_cases(
 ) -> Iterator[Row]:
     """Run ``cases`` on the cluster ``options.cluster``; their rows in the order they finish.
 
-    With ``options.rounds`` R, each case is R tasks (fresh processes, submitted round
-    by round so rounds interleave across the sweep); its row, the rounds pooled
-    per machine (``suite.rounds.merge_rows``), exists when all R are home. A case
-    with a round lost with its node is one ``lost`` row. ``machines``
-    (fingerprint -> {machine, ceilings, nodes, backends}) fills as nodes report; a
-    resumed run passes its stored one, so its rows keep the ceilings they were
-    judged by. Raises FleetError before any case runs.
+    With ``options.rounds`` R, each case is R tasks (submitted round by round so
+    rounds interleave across the sweep; each node's agent measures each round in
+    fresh workers); its row, the rounds pooled per machine
+    (``suite.rounds.merge_rows``), exists when all R are home. A case with a round
+    lost with its node is one ``lost`` row. ``machines`` (fingerprint -> {machine,
+    ceilings, nodes, backends}) fills as nodes report; a resumed run passes its
+    stored one, so its rows keep the ceilings they were judged by. Raises
+    FleetError before any case runs.
     """
     from suite.rounds import as_round, merge_rows
 
@@ -246,6 +235,7 @@ def run_cases(
     refs: dict[Any, _Task] = {}
     home: dict[str, list[Row]] = {}  # rounds home of cases whose other rounds are not
     got: list[Row] = []
+    agents: _Agents | None = None
     try:
         if not slot_nodes(ray):
             raise FleetError(f"no alive node of the cluster offers a {SLOT!r} resource")
@@ -253,20 +243,22 @@ def run_cases(
         claimed = [(fp, dev) for fp, c in known.ceilings.items() for dev in c] if options.ceilings else []
         # On the head node, as Ray's own state actors are: it lives as long as the cluster does.
         ledger = ray.remote(num_cpus=0, resources={HEAD: 0.001})(Ledger).remote(claimed)
-        remote = ray.remote(max_calls=1, max_retries=0, num_cpus=0)(case_task)
+        agents = _Agents(ray, options, ledger)
+        agents.ensure()
+        # max_calls=0: the task's Ray worker is reused (the case's own process is the agent's worker).
+        remote = ray.remote(max_calls=0, max_retries=0, num_cpus=0)(case_task)
         for r in range(rounds):
             for case in cases:
                 gpu = {"num_gpus": 1} if uses_gpu(case.backend, options, gpus) else {}
                 task = _Task(case, r, f"{case.key}#{r}")
-                refs[remote.options(resources={SLOT: 1}, **gpu).remote(case, options, ledger, task.tag)] = task
-        cancelled: set[Any] = set()
+                refs[remote.options(resources={SLOT: 1}, **gpu).remote(case, r, ledger, task.tag)] = task
         step, total, start = 0, len(refs), time.perf_counter()
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
-            lost = not ready and _watch(ray, refs, ledger, options, cancelled)
+            lost = not ready and not agents.ensure()  # a node that joined gets its agent
             for ref in list(refs) if lost else ready:  # no node left: every remaining task is a row
                 task = refs.pop(ref)
-                one = _collect(ray, ref, task, ledger, lost, options, cancelled, known, infos)
+                one = _collect(ray, ref, task, ledger, lost, known, infos)
                 rows = home.setdefault(task.case.key, [])
                 rows.append(one)
                 step += 1
@@ -293,6 +285,8 @@ def run_cases(
         for ref in refs:  # interrupted: nothing left running on the cluster for this run
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+        if agents is not None:
+            agents.close()
         for row in got:  # rows that came home before their machine's ceilings did
             known.annotate(row)
         if own:
@@ -318,58 +312,27 @@ def _collect(
     task: _Task,
     ledger: Any,
     lost: bool,
-    options: RunOptions,
-    cancelled: set[Any],
     known: _Machines,
     infos: dict[str, BackendInfo],
 ) -> Row:
-    """The row of one finished task, or of one lost, stopped or never run."""
+    """The row of one finished task, or of one lost or never run."""
     case = task.case
     try:
-        if lost and ref not in cancelled and not ray.wait([ref], timeout=0)[0]:
+        if lost and not ray.wait([ref], timeout=0)[0]:
             ray.cancel(ref, force=True)
             raise FleetError(f"{LOST}no alive node of the cluster offers a {SLOT!r} resource any more")
         result: CaseResult = ray.get(ref)
     except (FleetError, ray.exceptions.RayError) as e:
         try:
-            started = ray.get(ledger.running.remote(), timeout=10).get(task.tag)
+            node = str(ray.get(ledger.node_of.remote(task.tag), timeout=10))
         except ray.exceptions.RayError:
-            started = None
-        if ref in cancelled:
-            return _timeout_row(case, started[0] if started else "?", options, "its worker was stopped")
+            node = ""
         if isinstance(e, FleetError):
-            return Row(case, status="error", reason=str(e), node=started[0] if started else "")
-        return _lost_row(case, e, started, ray)
+            return Row(case, status="error", reason=str(e), node=node)
+        return _lost_row(case, e, node, ray)
     known.add(result)
     infos.setdefault(result.info.name, result.info)
-    if result.row.elapsed_s > options.case_timeout_s:
-        # Past the timeout but home before the next look at the ledger: a timeout all the
-        # same, as the local runner would have stopped it, whatever the poll's phase.
-        return _timeout_row(case, result.node, options, "it finished before it could be stopped")
     return result.row
-
-
-def _timeout_row(case: Case, node: str, options: RunOptions, what: str) -> Row:
-    return Row(
-        case,
-        status="timeout",
-        node=node,
-        reason=f"ran past the per-case timeout of {options.case_timeout_s:g} s on node {node}; {what}",
-    )
-
-
-def _watch(ray: Any, refs: dict[Any, _Task], ledger: Any, options: RunOptions, cancelled: set[Any]) -> bool:
-    """Stop tasks past the per-case timeout; True when no node with a slot is left to run the rest."""
-    try:
-        running = ray.get(ledger.running.remote(), timeout=10)
-    except ray.exceptions.RayError:
-        running = {}
-    for ref, task in refs.items():
-        started = running.get(task.tag)
-        if ref not in cancelled and started is not None and started[1] > options.case_timeout_s:
-            ray.cancel(ref, force=True)
-            cancelled.add(ref)
-    return not slot_nodes(ray)
 
 
 def open_cluster(address: str) -> bool:

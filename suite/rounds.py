@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from suite.cases import RunOptions
 from suite.results import Row, measurement_fields
 from suite.stats import between_spread, within_spread
 from suite.timing import UNSTABLE_NOTE, Measurement, is_unstable
@@ -109,4 +110,19 @@ def as_round(row: Row) -> Row:
     """A row of one process labelled as one round (``merge_rows`` numbers the rounds it pools)."""
     return dataclasses.replace(
         row, rounds=1 if row.status == "ok" else row.rounds, samples_round=[0] * len(row.samples_s)
+    )
+
+
+def round_options(options: RunOptions, r: int) -> RunOptions:
+    """The options of round ``r`` (from 0): the sampling budget split over the rounds, ceilings in round 0 only.
+
+    A case's budget is the case's, not the round's, so rounds cost worker starts and
+    warm-ups rather than R times the sampling; device ceilings are measured once, by
+    the first round's workers. The local runner and the fleet's node agents both use it.
+    """
+    rounds = max(options.rounds, 1)
+    return dataclasses.replace(
+        options,
+        timer=dataclasses.replace(options.timer, budget_s=options.timer.budget_s / rounds),
+        ceilings=options.ceilings and r == 0,
     )

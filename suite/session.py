@@ -43,7 +43,7 @@ from suite.results import (
     write_csv,
     write_json,
 )
-from suite.rounds import as_round, merge_rows
+from suite.rounds import as_round, merge_rows, round_options
 from suite.runner import BackendInfo, InProcessRunner
 from suite.workers import IsolatedRunner
 
@@ -117,15 +117,7 @@ def run_cases(
     pending: dict[str, list[Row]] = {}
     final: set[str] = set()
     for r in range(rounds):
-        # The sampling budget is the case's, split over its rounds (so rounds cost
-        # worker starts and warm-ups, not R times the sampling); device ceilings
-        # are measured once, by the first round's workers.
-        round_options = dataclasses.replace(
-            options,
-            timer=dataclasses.replace(options.timer, budget_s=options.timer.budget_s / rounds),
-            ceilings=options.ceilings and r == 0,
-        )
-        runner = make_runner(round_options, note, counted)
+        runner = make_runner(round_options(options, r), note, counted)
         try:
             for case in cases:
                 if case.key in final:

@@ -12,15 +12,21 @@ reads them back before its first case. The runner closes a backend's worker
 before it starts the next one's, so no idle worker sits beside a timed case, and
 with ``--worker-cores`` N below the cores available it pins the harness (this
 process) to the others while it runs.
+
+A fleet node runs the same runner inside its node agent (``suite.fleet_node``),
+which names its node in the rows' reasons (``place``) and hands each worker the
+GPUs Ray gave the case (``env``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
+import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -30,10 +36,11 @@ from suite.results import Row
 from suite.runner import BackendInfo, first_line, open_backend, placed, run_case
 
 
-def _worker_main(conn: Connection, name: str, options: RunOptions, plan: WorkerPlan) -> None:
+def _worker_main(conn: Connection, name: str, options: RunOptions, plan: WorkerPlan, env: Mapping[str, str]) -> None:
     """Worker loop: report the backend, then answer each case with a row."""
     # The parent decides what Ctrl-C means; a worker must not die mid-row from it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(env)  # before the adapter imports its framework (CUDA_VISIBLE_DEVICES)
     if plan.cpus:  # born pinned; this also catches a thread started before the pin took
         pin_process(plan.cpus)
     try:
@@ -68,12 +75,15 @@ class Worker:
         options: RunOptions,
         on_note: Callable[[str], None] | None = None,
         plan: WorkerPlan | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.on_note = on_note  # hears what the worker says while a case runs (contention waits)
         self.plan = plan or plan_worker(options.worker_cores, options.isolation, options.threads)[0]
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, name, options, self.plan), daemon=True)
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, name, options, self.plan, dict(env or {})), daemon=True
+        )
         with spawning(self.plan):
             self.process.start()
         child.close()
@@ -129,11 +139,27 @@ def _exit_description(code: int | None) -> str:
 
 
 class IsolatedRunner:
-    """Runs each backend's cases in its own worker process."""
+    """Runs each backend's cases in its own worker process.
 
-    def __init__(self, options: RunOptions, on_note: Callable[[str], None] | None = None) -> None:
+    ``env`` is set in each worker before its adapter opens; ``place`` (" on node X")
+    goes into the reasons of timeout and crash rows; ``ceilings_for(backend)`` says
+    whether that backend's worker measures its device's ceilings (default:
+    ``options.ceilings``), so a fleet measures each machine's once.
+    """
+
+    def __init__(
+        self,
+        options: RunOptions,
+        on_note: Callable[[str], None] | None = None,
+        env: Mapping[str, str] | None = None,
+        place: str = "",
+        ceilings_for: Callable[[str], bool] | None = None,
+    ) -> None:
         self.options = options
         self.on_note = on_note
+        self.env = dict(env or {})
+        self.place = place
+        self.ceilings_for = ceilings_for
         self._workers: dict[str, Worker] = {}
         self._infos: dict[str, BackendInfo] = {}
         self.plan, harness = plan_worker(options.worker_cores, options.isolation, options.threads)
@@ -153,10 +179,13 @@ class IsolatedRunner:
     def _start(self, name: str) -> None:
         for other in list(self._workers):  # one worker at a time: none idles beside a timed case
             self._workers.pop(other).close()
+        options = self.options
+        if self.ceilings_for is not None:
+            options = dataclasses.replace(options, ceilings=options.ceilings and self.ceilings_for(name))
         try:
-            worker = Worker(name, self.options, self.on_note, self.plan)
+            worker = Worker(name, options, self.on_note, self.plan, self.env)
         except (TimeoutError, WorkerDied) as e:
-            self._infos[name] = BackendInfo(name, False, f"worker failed to start: {e}")
+            self._infos[name] = BackendInfo(name, False, f"worker failed to start{self.place}: {e}")
             return
         self._workers[name] = worker
         self._infos[name] = worker.info
@@ -168,23 +197,27 @@ class IsolatedRunner:
             worker = self._workers.get(case.backend)
             if worker is None:
                 return Row(case, status="error", reason=self._infos[case.backend].reason)
-        start = time.perf_counter()
+        start, timeout = time.perf_counter(), self.options.case_timeout_s
         try:
-            return worker.run(case, self.options.case_timeout_s)
+            return worker.run(case, timeout)
         except TimeoutError:
             self._workers.pop(case.backend, None)
             return Row(
                 case,
                 status="timeout",
                 device=worker.info.device,
-                reason=f"ran past the per-case timeout of {self.options.case_timeout_s:g} s; worker stopped",
+                reason=f"ran past the per-case timeout of {timeout:g} s{self.place}; worker stopped",
                 elapsed_s=time.perf_counter() - start,
             )
         except WorkerDied as e:
             self._workers.pop(case.backend, None)
             worker.kill()
             return Row(
-                case, status="error", device=worker.info.device, reason=str(e), elapsed_s=time.perf_counter() - start
+                case,
+                status="error",
+                device=worker.info.device,
+                reason=f"{e}{self.place}",
+                elapsed_s=time.perf_counter() - start,
             )
 
     def close(self) -> None:

@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from backends.base import Built
-from backends.numpy_backend import NumpyBackend
+from backends._common import HostBackend, forms_table
+from backends.base import Backend, Built
+from backends.numpy_backend import NumpyBackend, loop, matrix
 from suite.reference import reference, tolerance
 
 PLUGIN = "tests.fake_backends:FaultyBackend"
@@ -184,3 +185,36 @@ class Planted(NumpyBackend):
             return out
 
         return Built(planted, built.compile_s, f"{built.notes} planted {fraction:.2%}".strip())
+
+
+# -- FakeGpuBackend: a backend whose cases a fleet places on a GPU, with no GPU ----------------
+#
+# ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:FakeGpuBackend`` adds ``fake-gpu``. It is not
+# a ``HostBackend``, so on a cluster that offers a ``GPU`` resource (a fake one will do:
+# ``num_gpus=1`` on a node) every case of it asks Ray for a GPU (``suite.fleet.uses_gpu``).
+# It computes with NumPy on the host; each row's reason names the ``CUDA_VISIBLE_DEVICES``
+# its worker process saw, so a test sees the GPU Ray gave the case reach the worker.
+
+FAKE_GPU_PLUGIN = "tests.fake_backends:FakeGpuBackend"
+
+
+class FakeGpuBackend(Backend):
+    name = "fake-gpu"
+    module = "numpy"
+    extra = "numpy"
+    forms = forms_table(loop, matrix)
+
+    def device(self) -> str:
+        return "cpu"
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    to_device = HostBackend.to_device
+    to_numpy = HostBackend.to_numpy
+    sync = HostBackend.sync
+
+    def _build(self, form: str, x: Any, precision: str) -> Built:
+        impl = self.forms[form]
+        time.sleep(float(os.environ.get("FAKE_GPU_DELAY_S", "0")))
+        return Built(lambda: impl(x), notes=f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}")

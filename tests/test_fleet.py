@@ -140,3 +140,23 @@ def test_the_cluster_tests_see_a_namespace_with_more_than_loopback_as_open(monke
     assert not test_fleet_cluster.sealed()  # the flag alone never lets Ray start
     monkeypatch.setattr(socket, "if_nameindex", lambda: [(1, "lo")])
     assert test_fleet_cluster.sealed()
+
+
+def test_without_root_the_two_host_test_skips_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_fleet_hosts import namespaces_or_skip
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(pytest.skip.Exception, match="ip netns add needs root"):
+        namespaces_or_skip()
+
+
+def test_where_the_fleet_is_required_a_missing_ray_fails_the_two_host_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_fleet_hosts import namespaces_or_skip
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Ray is not installed"):
+        namespaces_or_skip()
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="Ray is required"):
+        namespaces_or_skip()

@@ -10,10 +10,13 @@ every Ray process it started, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +26,10 @@ from typing import Any
 import pytest
 
 from suite.cli import main
+from suite.fleet import is_lost
 from suite.results import load_run
+from tests.fake_backends import FAKE_GPU_PLUGIN
+from tests.fake_backends import PLUGIN as FAULTY_PLUGIN
 from tests.fleet_backends import PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,14 +52,20 @@ pytestmark = [
 
 
 def daemons() -> set[int]:
-    """Process ids of the Ray daemons on this machine (``pgrep``)."""
+    """Process ids of the Ray daemons in this network namespace (``pgrep``): another sealed run's are not ours."""
     found = (subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout for name in RAY_DAEMONS)
-    return {int(pid) for out in found for pid in out.split()}
+    own = os.readlink("/proc/self/ns/net")
+    ours = set()
+    for pid in (int(p) for out in found for p in out.split()):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if os.readlink(f"/proc/{pid}/ns/net") == own:
+                ours.add(pid)
+    return ours
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A head and one more node, each with one bench_slot; every Ray process stopped afterwards."""
+    """A head and one more node with a (fake) GPU, each with one bench_slot; every Ray process stopped afterwards."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
@@ -61,11 +73,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Workers inherit the environment of the raylet that starts them: set it first.
     os.environ.update(
         {
-            "CAUSAL_BENCH_BACKENDS": PLUGIN,
+            "CAUSAL_BENCH_BACKENDS": f"{PLUGIN},{FAKE_GPU_PLUGIN},{FAULTY_PLUGIN}",
             "FLEET_SPANS": str(spans),
             "FLEET_DELAY_S": "0.4",
+            "FAKE_GPU_DELAY_S": "0.3",
+            "FAULTY_KILL_T": "16",  # the faulty backend's worker kills itself on cases of T=16
             "PYTHONPATH": str(ROOT),
             "RAY_USAGE_STATS_ENABLED": "0",
+            # Ray's session folders: this run's own, not /tmp/ray, which another run beside it may use.
+            "RAY_TMPDIR": (ray_tmp := tempfile.mkdtemp(prefix="cbray")),
         }
     )
     import backends
@@ -75,9 +91,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     node_args: dict[str, Any] = {"num_cpus": 1, "resources": {"bench_slot": 1}, "object_store_memory": 80 << 20}
     c = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
     try:
-        c.node_args = node_args
+        c.node_args = {**node_args, "num_gpus": 1}  # Ray takes the GPU's word for it: no GPU needed
         c.spans = spans
-        c.add_node(**node_args)
+        c.add_node(**c.node_args)
         c.wait_for_nodes()
         yield c
     finally:
@@ -86,6 +102,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         deadline = time.monotonic() + 20
         while (left := daemons() - before) and time.monotonic() < deadline:
             time.sleep(0.2)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         assert not left, f"Ray processes left running: {left}"
 
 
@@ -117,8 +134,13 @@ def test_the_sweep_is_split_across_nodes_and_never_overlaps_on_one(cluster: Any,
     assert len(rows) == 6 and {r.status for r in rows} == {"ok"}
     assert all(r.rounds == 2 for r in rows)  # each case's two tasks pooled into one row
     ran = spans(cluster)
-    assert len(ran) == 12  # 6 cases x 2 rounds, each in a fresh process (its own pid)
-    assert len({pid for _, pid in ran}) == 12
+    assert len(ran) == 12  # 6 cases x 2 rounds
+    # Each node keeps one worker per round across its cases (2 nodes x 2 rounds at most)...
+    pids = {pid for _, pid in ran}
+    assert len(pids) <= 4
+    # ...and measures each round of a case in a fresh one, as the local runner does.
+    for key in {key for key, _ in ran}:
+        assert len({pid for k, pid in ran if k == key}) == 2, f"both rounds of {key} ran in one process"
     # Two nodes, one slot each: never more than two cases at once.
     events = sorted([(s, 1) for s, _ in ran.values()] + [(e, -1) for _, e in ran.values()])
     live = peak = 0
@@ -158,6 +180,36 @@ def test_a_case_past_the_timeout_is_stopped_and_its_node_named(cluster: Any, tmp
     assert rows[0].node and f"per-case timeout of 0.2 s on node {rows[0].node}" in rows[0].reason
 
 
+def test_gpu_cases_go_to_the_node_with_a_gpu_and_only_there(cluster: Any, tmp_path: Path) -> None:
+    head = cluster.head_node.node_id[:8]
+    gpu_node = cluster.list_all_nodes()[-1].node_id[:8]
+    sizes = "1x8x2,1x16x2,1x24x2"
+    # fake-gpu cases ask for the GPU; the spans cases beside them may run on either node.
+    argv = ["run", "--backends", "fake-gpu,spans", "--forms", "loop,matrix", "--sizes", sizes]
+    argv += ["--cluster", cluster.address, "--out", str(tmp_path), *QUICK[2:], "--rounds", "1", "--no-ceilings"]
+    code = main(argv)
+    assert code == 0
+    _, rows = load_run(tmp_path)
+    gpu_rows = [r for r in rows if r.backend == "fake-gpu"]
+    assert len(gpu_rows) == 6 and {r.status for r in gpu_rows} == {"ok"}
+    assert {r.node.split("/")[1] for r in gpu_rows} == {gpu_node}, [r.node for r in gpu_rows]
+    assert head != gpu_node
+    # The GPU Ray gave each case's task is the one its worker process saw.
+    assert all("CUDA_VISIBLE_DEVICES=0" in r.reason for r in gpu_rows), [r.reason for r in gpu_rows]
+
+
+def test_a_crashed_worker_is_an_error_row_naming_its_node_and_the_node_goes_on(cluster: Any, tmp_path: Path) -> None:
+    argv = ["run", "--backends", "faulty", "--sizes", "1x8x2,1x16x2,1x24x2,1x32x2", "--cluster", cluster.address]
+    code = main([*argv, "--out", str(tmp_path), *QUICK, "--rounds", "1", "--no-ceilings"])
+    assert code == 1
+    _, rows = load_run(tmp_path)
+    by_t = {r.T: r for r in rows}
+    crashed = by_t.pop(16)
+    assert crashed.status == "error" and not is_lost(crashed)  # the case's own crash: --resume keeps it
+    assert crashed.reason == f"worker process killed by SIGKILL (out-of-memory kill?) on node {crashed.node}"
+    assert {r.status for r in by_t.values()} == {"ok"}  # a fresh worker took the node's next cases
+
+
 def test_a_node_killed_mid_run_gives_lost_rows_and_resume_completes_them(cluster: Any, tmp_path: Path) -> None:
     worker = cluster.list_all_nodes()[-1]
     assert worker is not cluster.head_node
@@ -165,12 +217,13 @@ def test_a_node_killed_mid_run_gives_lost_rows_and_resume_completes_them(cluster
     def kill_when_both_busy() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            started = cluster.spans.read_text().count("start ")
-            if started >= 2:
+            text = cluster.spans.read_text()
+            if text.count("start ") - text.count("end ") >= 2:  # two cases in flight: one on each node
                 cluster.remove_node(worker, allow_graceful=False)
                 return
             time.sleep(0.05)
 
+    cluster.spans.write_text("")  # before the killer reads it (run() empties it too)
     killer = threading.Thread(target=kill_when_both_busy)
     killer.start()
     try:
