@@ -28,6 +28,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("base_rev", help="base revision (commit, branch, tag)")
     p.add_argument("head_rev", help="head revision")
     p.add_argument("--repo", type=Path, default=Path("."), help="the git repository; default .")
+    p.add_argument(
+        "--backends", default=",".join(gate.GATE_BACKENDS), help="the gate set's backends; default %(default)s"
+    )
+    p.add_argument("--forms", default=",".join(gate.GATE_FORMS), help="the gate set's forms; default %(default)s")
+    p.add_argument("--sizes", default="gate", help="the gate set's sizes (BxTxC list or preset); default gate")
     p.add_argument("--out", type=Path, default=Path("results/gate"), help="output folder; default results/gate")
     p.add_argument(
         "--rounds",
@@ -56,7 +61,16 @@ def run(args: argparse.Namespace) -> int:
     if (warning := rounds_warning(args.rounds, config.strictest_alpha())) and not args.quiet:
         print(warning, file=sys.stderr)
     spec = gate.GateSpec(
-        args.base_rev, args.head_rev, args.out, args.repo, rounds=args.rounds, budget=args.budget, config=args.config
+        args.base_rev,
+        args.head_rev,
+        args.out,
+        args.repo,
+        backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
+        forms=tuple(f.strip() for f in args.forms.split(",") if f.strip()),
+        sizes=args.sizes,
+        rounds=args.rounds,
+        budget=args.budget,
+        config=args.config,
     )
 
     def progress(line: str) -> None:
