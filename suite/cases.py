@@ -14,7 +14,7 @@ from backends import DTYPES, PRECISIONS, REGISTRY
 from suite.canary import DRIFT_LIMIT
 from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
-from suite.isolation import DEFAULT_STEPS
+from suite.isolation import AUTO, DEFAULT_STEPS
 from suite.reference import FILE_INPUT, INPUT_KINDS
 from suite.timing import TimerConfig
 
@@ -283,8 +283,9 @@ class RunOptions:
     # Counted runs (``--metric instructions``, suite.count_runner): the folder their
     # callgrind files go to (``<out>/counts``); "" keeps none.
     counts_dir: str = ""
-    # Isolation (suite.isolation): the cores a worker is pinned to (0: all this
-    # process may use; N: the last N, the harness keeping the rest) and the steps
+    # Isolation (suite.isolation): the cores a worker is pinned to (AUTO: all this
+    # process may use but one, which the harness keeps; 0: all; N: the last N, the
+    # harness keeping the rest) and the steps
     # taken (pin, quiet, passive).
-    worker_cores: int = 0
+    worker_cores: int = AUTO
     isolation: tuple[str, ...] = DEFAULT_STEPS

@@ -36,8 +36,14 @@ from typing import Any
 #: Every step ``--isolation`` may name, and those taken unless told otherwise.
 STEPS = ("pin", "quiet", "passive")
 DEFAULT_STEPS = ("pin", "quiet")
-#: What ``--worker-cores`` accepts besides a count.
+#: What ``--worker-cores`` accepts besides a count: every core, or (the default) every core
+#: but one, which the harness keeps: measured on the project's 2-core machine, a worker on
+#: one core and the harness on the other gave 0% unstable rows against 20% with both cores
+#: shared, at the same rerun agreement (results/tuning/isolation-ab.md).
 ALL_CORES = "all"
+AUTO_CORES = "auto"
+#: ``worker_cores`` of ``auto``; 0 is ``all``, N > 0 the last N cores.
+AUTO = -1
 #: Thread-count variables read by the libraries when they load.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 #: OpenMP runtimes (GNU and Intel) told to put idle threads to sleep at once.
@@ -60,11 +66,14 @@ def parse_steps(text: str) -> tuple[str, ...]:
 
 
 def parse_worker_cores(text: str) -> int:
-    """``all`` -> 0 (every core this process may use), ``N`` -> N; IsolationError otherwise."""
+    """``auto`` -> AUTO (every core but one), ``all`` -> 0 (every core this process may use),
+    ``N`` -> N; IsolationError otherwise."""
+    if text == AUTO_CORES:
+        return AUTO
     if text == ALL_CORES:
         return 0
     if not text.isdigit() or int(text) < 1:
-        raise IsolationError(f"expected {ALL_CORES} or a positive number of cores, got {text!r}")
+        raise IsolationError(f"expected {AUTO_CORES}, {ALL_CORES} or a positive number of cores, got {text!r}")
     return int(text)
 
 
@@ -77,9 +86,10 @@ def allowed_cpus() -> list[int]:
 
 
 def split_cpus(worker_cores: int, available: Sequence[int]) -> tuple[list[int], list[int]]:
-    """(the worker's CPUs, the harness's): the last ``worker_cores`` (0: all) of ``available``."""
+    """(the worker's CPUs, the harness's): the last ``worker_cores`` (0: all; AUTO: all but
+    one, the harness sharing the worker's only core on a one-core machine) of ``available``."""
     cpus = sorted(available)
-    n = worker_cores or len(cpus)
+    n = max(len(cpus) - 1, 1) if worker_cores == AUTO else worker_cores or len(cpus)
     if n > len(cpus):
         raise IsolationError(f"{n} worker cores asked, {len(cpus)} available ({format_cpus(cpus)})")
     return cpus[len(cpus) - n :], cpus[: len(cpus) - n]

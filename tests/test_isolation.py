@@ -12,6 +12,7 @@ import pytest
 from backends import REGISTRY
 from suite.cases import Case, RunOptions
 from suite.isolation import (
+    AUTO,
     PASSIVE_VARIABLES,
     THREAD_VARIABLES,
     IsolationError,
@@ -59,12 +60,16 @@ def test_cpus_print_as_taskset_ranges() -> None:
 def test_the_worker_takes_the_last_cores_and_the_harness_the_rest() -> None:
     assert split_cpus(1, [0, 1, 2, 3]) == ([3], [0, 1, 2])
     assert split_cpus(0, [2, 0, 1]) == ([0, 1, 2], [])
+    # auto, the default: every core but one, which the harness keeps; one core is shared.
+    assert split_cpus(AUTO, [0, 1]) == ([1], [0]) and split_cpus(AUTO, [0, 1, 2, 3]) == ([1, 2, 3], [0])
+    assert split_cpus(AUTO, [5]) == ([5], [])
     with pytest.raises(IsolationError, match="3 worker cores asked, 2 available"):
         split_cpus(3, [0, 1])
 
 
 def test_flags_parse_or_name_what_is_wrong() -> None:
     assert parse_worker_cores("all") == 0 and parse_worker_cores("2") == 2
+    assert parse_worker_cores("auto") == AUTO == RunOptions().worker_cores
     with pytest.raises(IsolationError, match="got '0'"):
         parse_worker_cores("0")
     assert parse_steps("pin, quiet,pin") == ("pin", "quiet") and parse_steps("none") == ()
@@ -136,7 +141,7 @@ def test_a_worker_is_pinned_with_every_pool_sized_to_its_cores(name: str, worker
 def test_a_thread_count_a_library_ignores_is_the_rows_reason_not_silence() -> None:
     # jax 0.10 sizes XLA's pool by the worker's cores: one thread on two cores is not applied.
     installed_or_skip("jax")
-    worker = Worker("jax", options(threads=1))
+    worker = Worker("jax", options(threads=1, worker_cores=0))  # every core: two here, one thread asked
     try:
         assert "jax uses 2 threads, asked 1" in worker.info.isolation
         row = worker.run(Case("jax", "cumsum", 2, 64, 8), 120)

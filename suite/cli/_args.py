@@ -23,6 +23,8 @@ from suite.contention import default_policy
 from suite.forms import form_names
 from suite.isolation import (
     ALL_CORES,
+    AUTO,
+    AUTO_CORES,
     DEFAULT_STEPS,
     STEPS,
     IsolationError,
@@ -174,10 +176,10 @@ def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: s
     p.add_argument(
         "--worker-cores",
         type=parsed(parse_worker_cores),
-        default=0,
-        metavar=f"{{{ALL_CORES},N}}",
-        help="cores the worker is pinned to, its thread pools sized to them: all, or N (the last N; the "
-        "harness keeps the others); default all",
+        default=AUTO,
+        metavar=f"{{{AUTO_CORES},{ALL_CORES},N}}",
+        help="cores the worker is pinned to, its thread pools sized to them: auto (every core but one, "
+        "which the harness keeps), all, or N (the last N; the harness keeps the others); default auto",
     )
     p.add_argument(
         "--isolation",
@@ -275,10 +277,10 @@ def parsed(parse: Any) -> Any:
 
 def check_isolation(worker_cores: int, steps: Sequence[str], threads: int | None, isolate: bool = True) -> None:
     """``--worker-cores`` and ``--threads`` that this machine can honour, or a usage error."""
-    if worker_cores and not isolate:
+    if worker_cores > 0 and not isolate:
         raise UsageError("--worker-cores needs worker processes (it cannot be given with --no-isolate)")
     if "pin" not in steps or not isolate:
-        if worker_cores:
+        if worker_cores > 0:
             raise UsageError("--worker-cores needs the pin step of --isolation")
         return
     try:

@@ -35,7 +35,7 @@ from backends import REGISTRY
 from suite import machine
 from suite.cases import Case
 from suite.format import format_seconds
-from suite.isolation import DEFAULT_STEPS
+from suite.isolation import AUTO, DEFAULT_STEPS
 from suite.results import (
     CSV_NAME,
     JSON_NAME,
@@ -172,7 +172,7 @@ def run_flags(args: Any) -> list[Flag]:
     if args.no_isolate:
         flags.append(("--no-isolate", None))
     # Passed on only when not the default: a revision older than these flags runs its defaults.
-    if getattr(args, "worker_cores", 0):
+    if getattr(args, "worker_cores", AUTO) != AUTO:
         flags.append(("--worker-cores", str(args.worker_cores)))
     steps = tuple(getattr(args, "isolation", DEFAULT_STEPS))
     if steps != DEFAULT_STEPS:

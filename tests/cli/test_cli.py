@@ -42,7 +42,7 @@ FAST = ["--budget", "0.05", "--warmup", "0.01", "--quiet", "--no-isolate"]
         (["run", "--cold-cache", "--backends", "numpy,numba"], "--cold-cache: no requested backend"),
         (["run", "--cold-cache", "--backends", "torch,jax", "--device", "cpu"], "--cold-cache: no requested backend"),
         (["run", "--worker-cores", "999"], "--worker-cores: 999 worker cores asked"),
-        (["run", "--worker-cores", "some"], "expected all or a positive number of cores, got 'some'"),
+        (["run", "--worker-cores", "some"], "expected auto, all or a positive number of cores, got 'some'"),
         (["run", "--worker-cores", "1", "--no-isolate"], "--worker-cores needs worker processes"),
         (["run", "--worker-cores", "1", "--isolation", "quiet"], "--worker-cores needs the pin step"),
         (["run", "--isolation", "pin,bogus"], "unknown isolation step 'bogus'"),
