@@ -31,7 +31,10 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # suite.cases reads this module's defaults
+    from suite.cases import RunOptions
 
 #: Every step ``--isolation`` may name, and those taken unless told otherwise.
 STEPS = ("pin", "quiet", "passive")
@@ -129,6 +132,13 @@ def plan_worker(worker_cores: int, steps: Sequence[str], threads: int | None) ->
     n = threads or len(cpus)
     env.update(dict.fromkeys(THREAD_VARIABLES, str(n)))
     return WorkerPlan(tuple(cpus), n, env), harness
+
+
+def worker_cpus(options: RunOptions) -> tuple[int, ...] | None:
+    """The CPUs the run's workers are pinned to (None: not pinned, or no workers)."""
+    if not options.isolate or "pin" not in options.isolation:
+        return None
+    return plan_worker(options.worker_cores, options.isolation, options.threads)[0].cpus
 
 
 def pin_process(cpus: Iterable[int]) -> None:

@@ -29,6 +29,7 @@ from suite.ceilings import from_metadata as ceilings_from_metadata
 from suite.ceilings import to_metadata as ceilings_to_metadata
 from suite.count_runner import CountingRunner
 from suite.counting import COUNTED
+from suite.isolation import worker_cpus
 from suite.machine import machine_fingerprint
 from suite.machines import run_machines, with_machines
 from suite.results import (
@@ -217,7 +218,7 @@ class Session:
         infos: dict[str, BackendInfo] = {}
         # The canary's reference is taken after the ceilings, just before the first case.
         canary = (
-            Canary(limit=options.drift_limit)
+            Canary(limit=options.drift_limit, cpus=worker_cpus(options))
             if options.drift_limit > 0 and options.measure and not options.cluster
             else None
         )

@@ -143,3 +143,33 @@ def test_the_sweep_looks_between_cases_and_marks_the_drifted_one(monkeypatch: py
 def test_real_probes_give_positive_seconds() -> None:
     assert copy_probe(1 << 20)() > 0
     assert matmul_probe(32)() > 0
+
+
+def test_looks_run_on_the_workers_cpus_and_the_parent_keeps_its_own() -> None:
+    """The probes run on the CPUs the worker is pinned to, and the calling thread goes back after."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    worker = (max(before),)
+    seen: list[set[int]] = []
+
+    def probe() -> float:
+        seen.append(os.sched_getaffinity(0))
+        return 1e-3
+
+    canary = Canary(copy=probe, matmul=probe, clock=FakeClock(), cpus=worker)
+    canary.start(sleep=lambda s: None)
+    assert seen and all(s == set(worker) for s in seen)
+    assert os.sched_getaffinity(0) == before
+    seen.clear()
+    Canary(copy=probe, matmul=probe, clock=FakeClock()).start(sleep=lambda s: None)
+    assert all(s == before for s in seen)
+
+
+def test_the_canary_looks_on_the_cores_the_run_gives_its_workers() -> None:
+    from suite.isolation import allowed_cpus, worker_cpus
+
+    cpus = allowed_cpus()
+    assert worker_cpus(RunOptions()) == tuple(cpus[1:] or cpus)  # auto: all but the harness's core
+    assert worker_cpus(RunOptions(worker_cores=0)) == tuple(cpus)
+    assert worker_cpus(RunOptions(isolate=False)) is None and worker_cpus(RunOptions(isolation=("quiet",))) is None
