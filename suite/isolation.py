@@ -134,6 +134,36 @@ def plan_worker(worker_cores: int, steps: Sequence[str], threads: int | None) ->
     return WorkerPlan(tuple(cpus), n, env), harness
 
 
+@contextlib.contextmanager
+def on_cpus(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    """Run the calling thread (and the threads it starts) on ``cpus`` inside the block
+    (nothing when None): the parent's probes of the machine (the canary, the ceilings)
+    measure the worker's cores, not the harness's. On the 2-core machine the canary's
+    matmul read 0.66-0.78 of its reference on the harness's core through whole sweeps
+    whose rows agreed with a rerun within 4%."""
+    if not cpus:
+        yield
+        return
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """BLAS and OpenMP pools of this process limited to ``threads`` inside the block (None: as they are)."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
+
+
 def worker_cpus(options: RunOptions) -> tuple[int, ...] | None:
     """The CPUs the run's workers are pinned to (None: not pinned, or no workers)."""
     if not options.isolate or "pin" not in options.isolation:

@@ -29,7 +29,7 @@ from suite.ceilings import from_metadata as ceilings_from_metadata
 from suite.ceilings import to_metadata as ceilings_to_metadata
 from suite.count_runner import CountingRunner
 from suite.counting import COUNTED
-from suite.isolation import worker_cpus
+from suite.isolation import blas_threads, on_cpus, worker_cpus
 from suite.machine import machine_fingerprint
 from suite.machines import run_machines, with_machines
 from suite.results import (
@@ -273,5 +273,9 @@ def run_ceilings(stored: Any, options: RunOptions) -> dict[str, Ceilings] | None
         return None
     ceilings = ceilings_from_metadata(stored)
     if HOST_DEVICE not in ceilings:
-        ceilings[HOST_DEVICE] = measure_host(options.threads)
+        # On the cores and threads the workers get, so a row is judged by what its own cores can do.
+        cpus = worker_cpus(options)
+        threads = options.threads or (len(cpus) if cpus else None)
+        with on_cpus(cpus), blas_threads(threads):
+            ceilings[HOST_DEVICE] = measure_host(threads)
     return ceilings

@@ -271,3 +271,27 @@ def test_cpu_adapters_leave_ceilings_to_the_host() -> None:
     assert get_backend("numpy").measure_ceilings() is None
     adapter_or_skip("torch")
     assert get_backend("torch", "cpu").measure_ceilings() is None
+
+
+def test_the_run_measures_its_ceilings_on_the_workers_cores_and_threads(monkeypatch) -> None:
+    """A worker on one core of two is judged by what one core moves, not two."""
+    import os
+
+    from suite import session
+    from suite.cases import RunOptions
+    from suite.isolation import allowed_cpus
+
+    seen: dict[str, object] = {}
+
+    def fake_measure(threads):
+        seen["threads"], seen["cpus"] = threads, os.sched_getaffinity(0)
+        return Ceilings(device="cpu", copy_gbs=1.0)
+
+    monkeypatch.setattr(session, "measure_host", fake_measure)
+    before = os.sched_getaffinity(0)
+    cpus = allowed_cpus()
+    session.run_ceilings({}, RunOptions())  # auto: every core but the harness's
+    assert seen == {"threads": len(cpus[1:] or cpus), "cpus": set(cpus[1:] or cpus)}
+    session.run_ceilings({}, RunOptions(threads=1, worker_cores=0))
+    assert seen == {"threads": 1, "cpus": set(cpus)}
+    assert os.sched_getaffinity(0) == before
