@@ -66,7 +66,7 @@ def test_the_site_reads_from_disk(site: Path, visit: Any, tmp_path: Path) -> Non
         v.page.close()
 
     home = visit(site / "index.html")
-    figure = home.page.locator("img[src$='speedup-vs-numpy.svg']")
+    figure = home.page.locator("img[src$='time-vs-T-cumsum.svg']")
     assert figure.count() == 1 and figure.evaluate("i => i.naturalWidth") > 100
     home.page.screenshot(path=str(tmp_path / "docs-home.png"), full_page=False)
     # Search works offline: the index is on the disk beside the pages.

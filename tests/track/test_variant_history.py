@@ -15,7 +15,9 @@ from suite.track.history import build_history
 from tests.stored_runs import write_run
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT / "results" / "reference-cpu"  # schema 3: NumPy's cumsum was the staged scan
+REFERENCE = (
+    ROOT / "tests" / "data" / "reference-cpu-schema3"
+)  # the reference run of 2026-11-27, schema 3: NumPy's cumsum was the staged scan
 STAGED = "numpy:cumsum[staged]:8x1024x256:float32:ieee:normal"
 IDIOM = "numpy:cumsum:8x1024x256:float32:ieee:normal"
 
