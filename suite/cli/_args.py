@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -346,3 +348,13 @@ def load(path: Path) -> tuple[dict[str, Any], list[Row]]:
         return load_run(path)
     except ResultsError as e:
         raise UsageError(str(e)) from None
+
+
+def append_step_summary(text: str) -> None:
+    """Append ``text`` to the CI job's step summary (``$GITHUB_STEP_SUMMARY``) when one is set."""
+    if path := os.environ.get("GITHUB_STEP_SUMMARY"):
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError as e:
+            print(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror or e}", file=sys.stderr)

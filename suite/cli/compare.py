@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from backends import REGISTRY
-from suite.cli._args import UsageError, load, prepare_out, threshold_args
+from suite.cli._args import UsageError, append_step_summary, load, prepare_out, threshold_args
 from suite.forms import form_names
 from suite.results import write_atomic
 from suite.track import render
@@ -50,12 +48,7 @@ def emit(comparison: Comparison, out: Path | None) -> int:
         write_atomic(out / render.CSV_NAME, render.render_csv(comparison))
         write_atomic(out / render.JSON_NAME, render.render_json(comparison))
     print(markdown, end="")
-    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-        try:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(markdown + "\n")
-        except OSError as e:
-            print(f"warning: cannot append to GITHUB_STEP_SUMMARY {summary}: {e.strerror or e}", file=sys.stderr)
+    append_step_summary(markdown)
     return comparison.exit_code()
 
 

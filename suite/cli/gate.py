@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from suite.cli._args import UsageError, positive, prepare_out, threshold_args
+from suite.cli._args import UsageError, append_step_summary, positive, prepare_out, threshold_args
 from suite.cli.compare import compare_config
 from suite.results import write_atomic
 from suite.track import ab, gate
@@ -84,10 +83,5 @@ def run(args: argparse.Namespace) -> int:
     summary = gate.render_summary(result)
     write_atomic(args.out / SUMMARY_NAME, summary)
     print(summary, end="")
-    if path := os.environ.get("GITHUB_STEP_SUMMARY"):
-        try:
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(summary + "\n")
-        except OSError as e:
-            print(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror or e}", file=sys.stderr)
+    append_step_summary(summary)
     return result.exit_code()

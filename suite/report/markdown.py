@@ -163,15 +163,7 @@ def render(
         + (" **contended** and **drifted** mark rows measured on a busy or drifting machine." if marked else ""),
         "",
         *timing_tables(rows),
-        "## Correctness",
-        "",
-        "Relative error is ||out - ref|| / ||ref|| against a float64 reference on the same input.",
-        "",
-        *correctness_table(rows),
-        "",
-        "## Not run",
-        "",
-        *not_run_table(rows),
+        *correctness_and_not_run(rows),
         "",
         "## Scaling",
         "",
@@ -218,15 +210,7 @@ def counted_sections(rows: Sequence[Row]) -> list[str]:
         COUNTS_INTRO,
         "",
         *count_tables(rows),
-        "## Correctness",
-        "",
-        "Relative error is ||out - ref|| / ||ref|| against a float64 reference on the same input.",
-        "",
-        *correctness_table(rows),
-        "",
-        "## Not run",
-        "",
-        *not_run_table(rows),
+        *correctness_and_not_run(rows),
     ]
 
 
@@ -269,3 +253,18 @@ def write_report(
         written.note = "Plots were not requested (`--no-plots`)."
     write_atomic(written.path, render(meta, rows, links, written.note))
     return written
+
+
+def correctness_and_not_run(rows: Sequence[Row]) -> list[str]:
+    """The sections every report ends with, timed or counted: agreement, and what did not run and why."""
+    return [
+        "## Correctness",
+        "",
+        "Relative error is ||out - ref|| / ||ref|| against a float64 reference on the same input.",
+        "",
+        *correctness_table(rows),
+        "",
+        "## Not run",
+        "",
+        *not_run_table(rows),
+    ]
