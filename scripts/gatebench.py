@@ -3,7 +3,21 @@
 ``python scripts/gatebench.py --out DIR`` (from the repository root) is a benchmark, not a
 test: it measures on this machine, as it is loaded now, and writes the power table.
 
-**Wall-clock** (``--mode time``, the default). The NumPy adapter is replaced by
+**Pairs** (``--mode pairs``, the default: the gate's own design). ``suite ab`` measures
+round ``i`` of base and head back to back and judges the pairs
+(``suite.track.verdicts.paired_verdict``). Here each condition is its own backend
+(``tests.fake_backends`` ``pair-a`` and ``pair-b`` with nothing planted, ``slowed-10``,
+``slowed-25``), and one ``suite run --rounds R`` measures every case under every
+condition in each round, each condition in its own fresh worker, seconds apart (the
+backend order reversed in every other process). Per process and case: one A/A
+comparison (``pair-a`` against ``pair-b``), one 10% trial (``pair-a`` against
+``slowed-10``) and one 25% trial (``pair-b`` against ``slowed-25``); processes beyond
+those the detection trials need run the A/A pair alone. The cases default to the
+gate's NumPy cases (cumsum, matrix, loop at the ``gate`` sizes) and ``--budget`` to
+the gate's.
+
+**Wall-clock, blocks** (``--mode time``: the first design; its blocks of one condition
+lie minutes apart, so drift lands between the sides). The NumPy adapter is replaced by
 ``tests.fake_backends.SlowedNumpy`` (every call runs the kernel, then spins for a planted
 fraction of its time: a real slowdown of the measured call). Each condition (no extra work,
 10% and 25% planted) is measured as blocks of ``--block`` rounds (one ``suite run --rounds
@@ -21,7 +35,7 @@ pairs, half of them with a CPU hog on the other core; 2% and 1% planted; the sam
 counted twice must agree within 0.1%.
 
 ``--load F`` runs under a bounded CPU hog of duty F. ``--rejudge FILE`` judges a stored
-``*-samples.json`` again (either layout) without measuring. Rates carry Wilson 95% intervals.
+``*-samples.json`` again (any of its layouts) without measuring. Rates carry Wilson 95% intervals.
 """
 
 from __future__ import annotations
@@ -39,18 +53,31 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, as for `python -m`
 
-from suite.cases import Case, parse_sizes
+from suite.cases import PRESETS, Case, parse_sizes
 from suite.machine import machine_info
 from suite.results import load_run, write_atomic
 from suite.rounds import round_samples
 from suite.track import ab
 from suite.track.config import DEFAULT_ALPHA, DEFAULT_COUNT_THRESHOLD, Thresholds, rounds_warning
-from suite.track.power import Counted, Judged, Round, aa_sets, binned_table, count_table, detection_sets, judge
+from suite.track.gate import GATE_BUDGET, GATE_ROUNDS
+from suite.track.power import (
+    Counted,
+    Judged,
+    Round,
+    aa_sets,
+    binned_table,
+    count_table,
+    detection_sets,
+    judge,
+    judge_pairs,
+)
 from suite.track.power import scenario_table as power_scenarios
-from tests.fake_backends import SLOWDOWN_ENV, SLOWED_PLUGIN
+from tests.fake_backends import PAIRED_CONDITIONS, PAIRED_PLUGINS, SLOWDOWN_ENV, SLOWED_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTS = (0.10, 0.25)
+#: The blocks design's default sizes (``--mode time``).
+TIME_SIZES = "8x128x32,8x512x64,16x512x128"
 PLANTED_PLUGIN = "tests.fake_backends:Planted"
 PLANT_ENV = "CAUSAL_BENCH_PLANT"
 #: The background load: spin ``duty`` of every period, sleep the rest, stop after ``limit`` seconds.
@@ -210,6 +237,8 @@ def rejudge(path: Path, thresholds: Sequence[float], alpha: float, rounds: int) 
         limits = Thresholds(thr, alpha)
         if isinstance(doc, list):
             judged_by[thr] = rejudge_trials(doc, limits)
+        elif "pairs" in doc:
+            judged_by[thr] = judge_pair_store(pairs_from_json(doc["pairs"]), limits)
         else:
             store = store_from_json(doc["rounds"])
             cases = [case_of(k) for k in dict.fromkeys(k for by in store.values() for k in by)]
@@ -219,6 +248,126 @@ def rejudge(path: Path, thresholds: Sequence[float], alpha: float, rounds: int) 
         "",
         f"Command: `python scripts/gatebench.py --rejudge {path}`",
     ]
+    for thr, judged in judged_by.items():
+        lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
+    return "\n".join(lines) + "\n"
+
+
+# -- pairs: the gate's design ------------------------------------------------------------
+
+#: Scenario -> (base condition, head condition), judged per process and case; no round is
+#: used twice within a scenario.
+PAIR_SCENARIOS = {
+    "A/A": ("pair-a", "pair-b"),
+    "10% planted": ("pair-a", "slowed-10"),
+    "25% planted": ("pair-b", "slowed-25"),
+}
+#: One measuring process: its backend order and, by condition and case key (as ``numpy:...``), its rounds.
+PairProcess = dict[str, Any]
+
+
+def pair_plan(aa: int, detect: int, cases: int) -> list[list[str]]:
+    """The conditions of each measuring process, in order.
+
+    Enough processes with all four conditions for ``detect`` trials per plant, then
+    A/A-only processes up to ``aa`` comparisons, spread evenly among them; every other
+    process reverses its order, so no condition always runs first.
+    """
+    full = math.ceil(detect / cases)
+    only_aa = max(0, math.ceil(aa / cases) - full)
+    every, aa_only = list(PAIRED_CONDITIONS), ["pair-a", "pair-b"]
+    marks = [((j + 0.5) / full, every if j % 2 == 0 else every[::-1]) for j in range(full)]
+    marks += [((j + 0.5) / only_aa, aa_only if j % 2 == 0 else aa_only[::-1]) for j in range(only_aa)]
+    return [c for _, c in sorted(marks, key=lambda m: (m[0], -len(m[1])))]
+
+
+def as_numpy_key(key: str) -> str:
+    """A condition's row key as the NumPy case it measures."""
+    return "numpy:" + key.split(":", 1)[1]
+
+
+def measure_pairs(args: argparse.Namespace, plans: Sequence[Sequence[str]], tmp: Path) -> list[PairProcess]:
+    """One ``suite run --rounds R`` per plan; every round of every case, by condition."""
+    select = ["--forms", args.forms, "--sizes", args.sizes, "--variants", "none"]
+    flags = [*select, "--budget", repr(args.budget), "--rounds", str(args.rounds)]
+    flags += ["--target-ci", "0.01", "--min-samples", "10", "--warmup", "0.05", "--no-ceilings"]
+    flags += ["--on-contention", args.on_contention]
+    side = ab.Side("pairs", ROOT, {"CAUSAL_BENCH_BACKENDS": PAIRED_PLUGINS})
+    out: list[PairProcess] = []
+    start = time.perf_counter()
+    for i, plan in enumerate(plans):
+        _, rows = ab.run_side(side, ["--backends", ",".join(plan), *flags], tmp / f"process{i}", 3600)
+        rounds: dict[str, dict[str, list[Round]]] = {c: {} for c in plan}
+        for row in rows:
+            if row.status == "ok":
+                parts = [Round(tuple(map(float, p)), row.contended) for p in round_samples(row)]
+                rounds[row.backend][as_numpy_key(row.key)] = parts
+        out.append({"order": list(plan), "rounds": rounds})
+        print(f"[{i + 1}/{len(plans)}] {','.join(plan)}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return out
+
+
+def judge_pair_store(processes: Sequence[PairProcess], limits: Thresholds) -> list[Judged]:
+    """Every scenario of every process and case, by the gate's paired rule."""
+    out: list[Judged] = []
+    for proc in processes:
+        rounds = proc["rounds"]
+        for scenario, (b, h) in PAIR_SCENARIOS.items():
+            if b not in rounds or h not in rounds:
+                continue
+            for key in rounds[b]:
+                if key in rounds[h]:
+                    out.append(judge_pairs(scenario, case_of(key), rounds[b][key], rounds[h][key], limits))
+    return out
+
+
+def pairs_to_json(processes: Sequence[PairProcess]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order": p["order"],
+            "rounds": {
+                c: {k: [{"samples_s": list(r.samples), "contended": r.contended} for r in rs] for k, rs in by.items()}
+                for c, by in p["rounds"].items()
+            },
+        }
+        for p in processes
+    ]
+
+
+def pairs_from_json(doc: Sequence[dict[str, Any]]) -> list[PairProcess]:
+    return [
+        {
+            "order": p["order"],
+            "rounds": {
+                c: {k: [Round(tuple(r["samples_s"]), bool(r["contended"])) for r in rs] for k, rs in by.items()}
+                for c, by in p["rounds"].items()
+            },
+        }
+        for p in doc
+    ]
+
+
+def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> str:
+    r = info["rounds"]
+    lines = [
+        f"## Gate power, wall-clock in pairs (scripts/gatebench.py --mode pairs, {r} pairs a comparison)",
+        "",
+        f"Command: `{info['command']}`  ",
+        f"Machine: {info['machine']}; load average at start {info['load_start']}, at end {info['load_end']}; "
+        f"background load: {info['load']}.  ",
+        f"Cases: {', '.join(info['cases'])}; {info['processes']} processes, {info['elapsed_s']:.0f} s in all.  ",
+        f"How: the gate's design. Each process is one `suite run --rounds {r}` whose backends are the conditions "
+        "(`pair-a`, `pair-b`: nothing planted; `slowed-10`, `slowed-25`: 10% and 25% of the kernel's fastest time "
+        "spun after every call); each round measures every case under every condition, each in a fresh worker, "
+        "seconds apart, so round i of one condition pairs with round i of another as `suite ab` pairs base and "
+        "head. Per process and case: A/A = `pair-a` against `pair-b`, 10% = `pair-a` against `slowed-10`, 25% = "
+        "`pair-b` against `slowed-25` (no round used twice within a scenario). The *measured* ratio (median pair "
+        "ratio) is what each comparison saw.  ",
+        f"Rule: `suite.track.verdicts.paired_verdict` (median pair ratio beyond the threshold and the exact "
+        f"signed-rank p <= {info['alpha']:g}). Inconclusive: a round measured under contention.",
+    ]
+    if warning := rounds_warning(r, info["alpha"], paired=True):
+        lines += ["", f"> {warning}"]
     for thr, judged in judged_by.items():
         lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
     return "\n".join(lines) + "\n"
@@ -281,14 +430,30 @@ def render_counts(counted: Sequence[Counted], threshold: float, info: dict[str, 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/gatebench.py", description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("time", "counts"), default="time", help="wall-clock or counts; default time")
-    p.add_argument("--sizes", default="8x128x32,8x512x64,16x512x128", help="BxTxC list for numpy cumsum")
-    p.add_argument("--forms", default="cumsum", help="comma-separated forms; default cumsum")
-    p.add_argument("--rounds", type=int, default=5, help="rounds a side per comparison (the CI recipe's); default 5")
+    p.add_argument(
+        "--mode",
+        choices=("pairs", "time", "counts"),
+        default="pairs",
+        help="wall-clock in pairs (the gate's design), wall-clock in blocks, or counts; default pairs",
+    )
+    p.add_argument(
+        "--sizes", default=None, help="BxTxC list; default the gate's (pairs), 8x128x32,8x512x64,16x512x128 (time)"
+    )
+    p.add_argument(
+        "--forms", default=None, help="comma-separated forms; default cumsum,matrix,loop (pairs), cumsum (time)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"rounds a side per comparison; default the gate's {GATE_ROUNDS} (pairs), 5 (time)",
+    )
     p.add_argument("--block", type=int, default=5, help="rounds per measuring process; default 5")
     p.add_argument("--aa", type=int, default=78, help="A/A comparisons at least; default 78")
     p.add_argument("--detect", type=int, default=21, help="trials per planted slowdown at least; default 21")
-    p.add_argument("--budget", type=float, default=0.2, help="sampling seconds per case and round; default 0.2")
+    p.add_argument(
+        "--budget", type=float, default=GATE_BUDGET, help=f"sampling seconds per case and round; default {GATE_BUDGET}"
+    )
     p.add_argument("--thresholds", default="0.05,0.02,0.0", help="thresholds to judge at; default 0.05,0.02,0.0")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     p.add_argument("--load", type=float, default=0.0, help="background CPU hog duty, 0 to 1; default 0 (none)")
@@ -305,6 +470,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = None) -> int:
     args = parser().parse_args(argv)
+    pairs = args.mode == "pairs"
+    args.sizes = args.sizes or (",".join("x".join(map(str, s)) for s in PRESETS["gate"]) if pairs else TIME_SIZES)
+    args.forms = args.forms or ("cumsum,matrix,loop" if pairs else "cumsum")
+    args.rounds = args.rounds or (GATE_ROUNDS if pairs else 5)
     thresholds = [float(t) for t in args.thresholds.split(",")]
     if args.rejudge is not None:
         print(rejudge(args.rejudge, thresholds, args.alpha, 0), end="")
@@ -334,8 +503,13 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
             else:
                 cases = [Case("numpy", f, *s) for s in parse_sizes(args.sizes) for f in args.forms.split(",")]
                 info["cases"] = [c.key for c in cases]
-                order = spread_evenly(plan_blocks(args.aa, args.detect, len(cases), args.rounds, args.block))
-                store = measure_time(args, cases, order, Path(tmp))
+                if pairs:
+                    plans = pair_plan(args.aa, args.detect, len(cases))
+                    info["processes"] = len(plans)
+                    processes = measure_pairs(args, plans, Path(tmp))
+                else:
+                    order = spread_evenly(plan_blocks(args.aa, args.detect, len(cases), args.rounds, args.block))
+                    store = measure_time(args, cases, order, Path(tmp))
     finally:
         stop_hog(hog)
     info["elapsed_s"] = time.perf_counter() - start
@@ -344,6 +518,10 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
         info["sizes"] = args.count_sizes
         markdown = render_counts(counted, DEFAULT_COUNT_THRESHOLD, info)
         raw: Any = {"info": info, "counts": [vars(c) for c in counted]}
+    elif pairs:
+        judged_by = {t: judge_pair_store(processes, Thresholds(t, args.alpha)) for t in thresholds}
+        markdown = render_pairs(judged_by, info)
+        raw = {"info": info, "pairs": pairs_to_json(processes)}
     else:
         judged_by = {t: judge_store(store, cases, args.rounds, Thresholds(t, args.alpha)) for t in thresholds}
         markdown = render_time(judged_by, info)

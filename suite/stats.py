@@ -17,6 +17,11 @@
   other by more than the threshold, on round medians, with the exact one-sided
   Mann-Whitney p of the round medians (``scipy.stats.mannwhitneyu(method="exact")``) and
   the fewest rounds that can reach a significance level (results/tuning/gate-statistics.md);
+- :func:`pair_ratios`, :func:`signed_rank_p`, :func:`min_signed_rank_p`, :func:`min_pairs`:
+  the paired decision for rounds measured interleaved (``suite ab``: base and head round
+  ``i`` run back to back): the ratio of each pair's round medians, and the exact one-sided
+  Wilcoxon signed-rank p of their logarithms (``scipy.stats.wilcoxon(method="exact")``);
+  drift between pairs cancels, so only the noise inside a pair is left to beat;
 - :func:`wilson`: the interval of a rate (the gate's false-alarm and detection
   rates, ``scripts/gatebench.py``);
 - :func:`fit_power_law`: ``time = a * T^k`` by least squares (``suite.report.scaling``).
@@ -267,6 +272,65 @@ def rank_p(base: Sequence[float], head: Sequence[float], alternative: str) -> fl
     res = _scipy_stats().mannwhitneyu(head, base, alternative=alternative, method="exact")
     p = float(res.pvalue)
     return 1.0 if math.isnan(p) else min(p, 1.0)
+
+
+def pair_ratios(base: Sequence[float], head: Sequence[float]) -> np.ndarray:
+    """``head[i] / base[i]`` for each pair of round medians measured back to back; pairs with a
+    non-positive or missing figure dropped."""
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    n = min(len(b), len(h))
+    b, h = b[:n], h[:n]
+    ok = np.isfinite(b) & np.isfinite(h) & (b > 0) & (h > 0)
+    return np.asarray(h[ok] / b[ok], dtype=float)
+
+
+def min_signed_rank_p(n: int) -> float:
+    """The smallest exact one-sided signed-rank p of ``n`` pairs: all ``n`` pairs on one side,
+    one of the ``2 ** n`` equally likely sign patterns under "no difference"."""
+    return 2.0**-n if n > 0 else 1.0
+
+
+def min_pairs(alpha: float) -> int:
+    """The fewest interleaved pairs whose exact signed-rank p can reach ``alpha`` (p <= alpha).
+
+    7 for alpha = 0.01 (1/128), 5 for 0.05 (1/32).
+    """
+    k = 1
+    while min_signed_rank_p(k) > alpha:
+        k += 1
+    return k
+
+
+def signed_rank_p(ratios: Sequence[float] | np.ndarray, alternative: str) -> float:
+    """Exact one-sided Wilcoxon signed-rank p of the pairs' log ratios, by ``scipy.stats.wilcoxon``.
+
+    ``alternative`` is ``greater`` (head slower) or ``less`` (head faster). Pairs with a
+    ratio of exactly 1 carry no sign and are dropped (``zero_method="wilcox"``); 1 when
+    no pair is left.
+    """
+    logs = np.log(np.asarray(ratios, dtype=float))
+    logs = logs[np.isfinite(logs) & (logs != 0)]
+    if len(logs) == 0:
+        return 1.0
+    res = _scipy_stats().wilcoxon(logs, alternative=alternative, method="exact", zero_method="wilcox")
+    p = float(res.pvalue)
+    return 1.0 if math.isnan(p) else min(p, 1.0)
+
+
+def paired_ratio_ci(ratios: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """The median pair ratio and its percentile-bootstrap interval over pairs (fixed seed)."""
+    x = np.log(np.asarray(ratios, dtype=float))
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    centre = float(np.exp(np.median(x)))
+    if len(x) < 2:
+        return centre, math.nan, math.nan
+    rng = np.random.default_rng(BOOT_SEED)
+    boots = np.median(rng.choice(x, size=(N_BOOT, len(x)), replace=True), axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(boots, [tail, 100 - tail])
+    return centre, float(np.exp(lo)), float(np.exp(hi))
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:

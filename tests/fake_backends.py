@@ -105,9 +105,12 @@ class SlowedNumpy(NumpyBackend):
     #: Its hooks wrap ``build``: it runs the idioms only, no variant.
     form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
 
+    #: A fixed planted fraction (the paired conditions below); None: read ``CAUSAL_BENCH_SLOWDOWN``.
+    fraction: ClassVar[float | None] = None
+
     def build(self, form: str, x: Any, precision: str) -> Built:
         built = super().build(form, x, precision)
-        fraction = float(os.environ.get(SLOWDOWN_ENV, "0") or 0)
+        fraction = self.fraction if self.fraction is not None else float(os.environ.get(SLOWDOWN_ENV, "0") or 0)
         if fraction < 0:
             raise ValueError(f"{SLOWDOWN_ENV} must be a fraction >= 0, got {fraction}")
         plain = built.fn
@@ -119,6 +122,39 @@ class SlowedNumpy(NumpyBackend):
             return out
 
         return Built(slowed, built.compile_s, f"{built.notes} slowed by {fraction:.0%}".strip())
+
+
+# -- Paired conditions: every condition of the gate's power run as its own backend ----------
+#
+# ``scripts/gatebench.py --mode pairs`` runs these four in one ``suite run --rounds R``:
+# each round measures every case under every condition, each in its own fresh worker,
+# seconds apart, so round ``i`` of one condition pairs with round ``i`` of another as
+# ``suite ab`` pairs base and head. Two copies with nothing planted give the A/A pairs.
+
+
+class PairA(SlowedNumpy):
+    name = "pair-a"
+    fraction = 0.0
+
+
+class PairB(SlowedNumpy):
+    name = "pair-b"
+    fraction = 0.0
+
+
+class Slowed10(SlowedNumpy):
+    name = "slowed-10"
+    fraction = 0.10
+
+
+class Slowed25(SlowedNumpy):
+    name = "slowed-25"
+    fraction = 0.25
+
+
+#: Condition backend -> planted fraction, in the order ``--mode pairs`` names them.
+PAIRED_CONDITIONS = {c.name: float(c.fraction or 0.0) for c in (PairA, PairB, Slowed10, Slowed25)}
+PAIRED_PLUGINS = ",".join(f"tests.fake_backends:{c.__name__}" for c in (PairA, PairB, Slowed10, Slowed25))
 
 
 # -- OffByTolerance: a finite result wrong by a chosen multiple of the tolerance ------------

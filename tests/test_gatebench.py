@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,54 @@ def test_counts_mode_with_an_injected_runner(gatebench: ModuleType, tmp_path: Pa
     assert "Same case counted twice: 8/8 within 0.1%" in text
     raw = json.loads((tmp_path / "counts-load0-samples.json").read_text())
     assert len(raw["counts"]) == 16 and raw["counts"][0]["base"] == 16e6
+
+
+def test_pair_plan_gives_the_comparisons_asked_for(gatebench: ModuleType) -> None:
+    plans = gatebench.pair_plan(aa=78, detect=21, cases=6)
+    full = [p for p in plans if len(p) == 4]
+    assert len(full) == 4 and len(plans) == 13  # 4 x 6 = 24 trials per plant; 13 x 6 = 78 A/A
+    assert full[0] == ["pair-a", "pair-b", "slowed-10", "slowed-25"] and full[1] == full[0][::-1]
+    assert all(set(p) >= {"pair-a", "pair-b"} for p in plans)
+    firsts = [i for i, p in enumerate(plans) if len(p) == 4]
+    assert firsts[0] < 4 and firsts[-1] > 8  # the full processes spread over the session
+
+
+def _pair_process(slowdown: dict[str, float], drift: list[float]) -> dict[str, Any]:
+    key = "numpy:cumsum:8x32x256:float32:ieee:normal"
+    return {
+        "order": list(slowdown),
+        "rounds": {
+            c: {
+                key: [
+                    {"samples_s": [1e-4 * d * f * (1 + 0.001 * j) for j in range(5)], "contended": False} for d in drift
+                ]
+            }
+            for c, f in slowdown.items()
+        },
+    }
+
+
+def test_rejudge_reads_the_pairs_layout(gatebench: ModuleType, tmp_path: Path, capsys) -> None:
+    drift = [1.0, 1.3, 0.9, 1.2, 1.0, 1.25, 0.95]  # 30% between pairs, shared within each
+    conditions = {"pair-a": 1.0, "pair-b": 1.0, "slowed-10": 1.1, "slowed-25": 1.25}
+    doc = {"info": {"rounds": 7}, "pairs": [_pair_process(conditions, drift), _pair_process(conditions, drift[::-1])]}
+    path = tmp_path / "pairs-load0-samples.json"
+    path.write_text(json.dumps(doc))
+    assert gatebench.main(["--rejudge", str(path), "--thresholds", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "| A/A | 2 | 0 | 0/2 = 0.0%" in out
+    assert "| 10% planted | 2 | 0 | 2/2 = 100.0%" in out and "| 25% planted | 2 | 0 | 2/2 = 100.0%" in out
+
+
+def test_pairs_mode_measures_every_condition_in_every_round(gatebench: ModuleType, tmp_path: Path, capsys) -> None:
+    argv = ["--aa", "1", "--detect", "1", "--rounds", "2", "--sizes", "2x8x4", "--forms", "cumsum"]
+    argv += ["--budget", "0.01", "--thresholds", "0.05", "--out", str(tmp_path)]
+    assert gatebench.main(argv) == 0  # the real thing, tiny: one process of four conditions
+    raw = json.loads((tmp_path / "pairs-load0-samples.json").read_text())
+    (proc,) = raw["pairs"]
+    assert sorted(proc["order"]) == ["pair-a", "pair-b", "slowed-10", "slowed-25"]
+    for by_key in proc["rounds"].values():
+        assert list(by_key) == ["numpy:cumsum:2x8x4:float32:ieee:normal"]
+        assert len(by_key["numpy:cumsum:2x8x4:float32:ieee:normal"]) == 2  # one entry per round
+    text = (tmp_path / "pairs-load0.md").read_text()
+    assert "| A/A | 1 |" in text and "| 10% planted | 1 |" in text and "1 processes" in text

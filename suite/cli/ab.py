@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from suite import machine
 from suite.cli._args import (
     UsageError,
     check_isolation,
@@ -27,9 +28,9 @@ from suite.track import ab
 from suite.track.compare import CompareError, compare_rows
 from suite.track.config import rounds_warning
 
-#: Rounds a side: 5 is the fewest whose exact rank test can reach alpha = 0.01
-#: (1/252); results/tuning/gate-statistics.md.
-AB_ROUNDS = 5
+#: Rounds a side, interleaved in pairs: 7 is the fewest whose exact signed-rank test can
+#: reach alpha = 0.01 (1/128); results/tuning/gate-statistics.md.
+AB_ROUNDS = 7
 
 
 def add_parser(sub: Any) -> None:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr)
 
-    if warning := rounds_warning(args.rounds, config.strictest_alpha()):
+    if not counted and (warning := rounds_warning(args.rounds, config.strictest_alpha(), paired=True)):
         print(warning, file=sys.stderr)  # before anything runs, even with --quiet
 
     try:
@@ -95,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     except ab.ABError as e:
         raise UsageError(str(e)) from None
     merged = []
+    job = machine.new_run_id()  # both sides carry it: their rounds pair up (suite.track.verdicts.interleaved)
     for result in results:
-        meta, rows = result.merged({"rounds": args.rounds, "cases": len(cases)})
+        meta, rows = result.merged({"rounds": args.rounds, "cases": len(cases), "job": job, "design": "ABBA"})
         ab.write_side(args.out / result.side.name, meta, rows)
         merged.append((meta, rows))
     (base_meta, base_rows), (head_meta, head_rows) = merged

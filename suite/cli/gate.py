@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except ab.ABError as e:
         raise UsageError(str(e)) from None
     prepare_out(args.out)
-    if (warning := rounds_warning(args.rounds, config.strictest_alpha())) and not args.quiet:
+    if (warning := rounds_warning(args.rounds, config.strictest_alpha(), paired=True)) and not args.quiet:
         print(warning, file=sys.stderr)
     spec = gate.GateSpec(
         args.base_rev,

@@ -34,7 +34,15 @@ rounds a side; with fewer the separation alone decides and the note says so
 (``suite ab`` and the gate warn before running). The ratio is that of the medians
 of round medians; its 95% interval (two-level bootstrap,
 :func:`~suite.stats.two_level_ratio`) is shown for the reader and does not decide.
-Why this rule: results/tuning/gate-statistics.md. Rows with one round on either
+**Interleaved pairs.** The two sides of one ``suite ab`` job (the same ``ab.job`` in
+both metadata) ran round ``i`` of base and head back to back, ABBA, so each round
+pairs with its partner and drift between pairs cancels (:func:`paired_verdict`):
+``slower`` when the median pair ratio exceeds ``1 + threshold`` and the exact one-sided
+Wilcoxon signed-rank p of the pairs' log ratios is ``<= alpha``; all n pairs on one side
+give ``p = 2 ** -n``, so alpha = 0.01 needs 7 pairs, and with fewer every pair must lie
+beyond the threshold. Runs measured apart (``compare`` of two ``suite run``) are never
+paired: a shift shared by a whole run would read as a consistent effect.
+Why these rules: results/tuning/gate-statistics.md. Rows with one round on either
 side fall back to the sample-level figures below, with a note: samples of one
 process cannot show the variance between processes. A run with rounds is never
 compared with an old file that has no round information (``CompareError``:
@@ -78,25 +86,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from suite.counting import COUNTED
 from suite.machine import machine_fingerprint
 from suite.report.scaling import exponent_changes
 from suite.results import FAILED_STATUSES, Row
-from suite.rounds import round_samples
-from suite.stats import (
-    bootstrap_ratio_ci,
-    mann_whitney_u,
-    min_rank_p,
-    min_rounds,
-    rank_p,
-    round_medians,
-    round_separation,
-    two_level_ratio,
-)
-from suite.track.config import CompareConfig, CompareError, Thresholds
+from suite.track.config import CompareConfig, CompareError
 from suite.track.counted import check_metrics, check_simulated_machines, count_verdict, is_counted
+from suite.track.verdicts import interleaved, paired_verdict, rounds_verdict, timing_verdict
 
 __all__ = [
     "IMPROVEMENTS",
@@ -109,6 +105,8 @@ __all__ = [
     "compare_case",
     "compare_rows",
     "count_verdict",
+    "interleaved",
+    "paired_verdict",
     "rounds_verdict",
     "timing_verdict",
 ]
@@ -179,79 +177,11 @@ class CaseComparison:
         }
 
 
-def timing_verdict(base: Sequence[float], head: Sequence[float], limits: Thresholds) -> dict[str, Any]:
-    """Ratio, interval, p-value and verdict for two sets of per-call samples."""
-    x = np.asarray(base, dtype=float)
-    y = np.asarray(head, dtype=float)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    out: dict[str, Any] = {"threshold": limits.threshold, "alpha": limits.alpha}
-    if len(x) == 0 or len(y) == 0:
-        return {**out, "verdict": "same", "note": "no samples to compare"}
-    mx, my = float(np.median(x)), float(np.median(y))
-    ratio = my / mx if mx > 0 else math.nan
-    if len(x) < 2 or len(y) < 2:  # no interval or test from one value (scipy's bootstrap refuses it)
-        return {**out, "ratio": ratio, "verdict": "same", "note": "too few samples for a test"}
-    lo, hi = bootstrap_ratio_ci(x, y)
-    _, p = mann_whitney_u(x, y)
-    out.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p)
-    up = 1 + limits.threshold
-    if ratio > up and p < limits.alpha and lo > 1:
-        return {**out, "verdict": "slower"}
-    if ratio < 1 / up and p < limits.alpha and hi < 1:
-        return {**out, "verdict": "faster"}
-    note = ""
-    if (ratio > up or ratio < 1 / up) and p >= limits.alpha:
-        note = f"beyond the threshold but not significant (p = {p:.2g})"
-    return {**out, "verdict": "same", "note": note}
-
-
-def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
-    """Ratio, interval, p-value and verdict at the round level; the sample level when a side has one round.
-
-    ``slower`` when every head round's median lies beyond every base round's median by
-    more than the threshold and the exact one-sided rank test of the round medians gives
-    ``p <= alpha``; ``faster`` the mirror image. With too few rounds to reach alpha
-    (``suite.stats.min_rounds``: 5 a side for 0.01) the separation alone decides and the
-    note says so. The interval (two-level bootstrap) is shown, not used.
-    """
-    b, h = round_samples(base), round_samples(head)
-    if len(b) < 2 or len(h) < 2:
-        figures = timing_verdict(base.samples_s, head.samples_s, limits)
-        note = "one round a side: the variance between processes is not tested (run with --rounds 2 or more)"
-        if len(b) >= 2 or len(h) >= 2:
-            note = "one side has a single round: judged on its samples, not on rounds"
-        figures["note"] = "; ".join(n for n in (figures.get("note", ""), note) if n)
-        return figures
-    ratio, lo, hi, _ = two_level_ratio(b, h)
-    mb, mh = round_medians(b), round_medians(h)
-    separated = round_separation(mb, mh, limits.threshold)
-    leaning = separated or ("slower" if ratio >= 1 else "faster")
-    p = rank_p(mb, mh, "greater" if leaning == "slower" else "less")
-    floor = min_rank_p(len(mb), len(mh))
-    out: dict[str, Any] = {
-        "threshold": limits.threshold,
-        "alpha": limits.alpha,
-        "ratio": ratio,
-        "ci_low": lo,
-        "ci_high": hi,
-        "p_value": p,
-    }
-    note = f"rounds {len(mb)} and {len(mh)}"
-    if floor > limits.alpha:
-        note += (
-            f"; too few to reach alpha {limits.alpha:g} (smallest p {floor:.2g}, "
-            f"{min_rounds(limits.alpha)} a side can): judged on the separation alone"
-        )
-    if separated and (p <= limits.alpha or floor > limits.alpha):
-        return {**out, "verdict": separated, "note": note if floor > limits.alpha else ""}
-    up = 1 + limits.threshold
-    if ratio > up or ratio < 1 / up:
-        note += "; beyond the threshold but the rounds overlap" if not separated else f"; p = {p:.2g}"
-    return {**out, "verdict": "same", "note": note}
-
-
-def compare_case(key: str, base: Row | None, head: Row | None, config: CompareConfig) -> CaseComparison:
-    """The verdict for one case key (either row may be missing)."""
+def compare_case(
+    key: str, base: Row | None, head: Row | None, config: CompareConfig, paired: bool = False
+) -> CaseComparison:
+    """The verdict for one case key (either row may be missing); ``paired``: the rows' rounds were
+    measured interleaved in pairs (``interleaved``), judged by :func:`paired_verdict`."""
     if base is None or head is None:
         assert base or head
         return CaseComparison(key, "new" if base is None else "gone", base, head)
@@ -269,7 +199,7 @@ def compare_case(key: str, base: Row | None, head: Row | None, config: CompareCo
     limits = config.for_case(head.backend, head.form)
     if head.metric == COUNTED:  # deterministic counts: the relative threshold alone
         return CaseComparison(key, base=base, head=head, **count_verdict(base, head, limits))
-    figures = rounds_verdict(base, head, limits)
+    figures = (paired_verdict(base, head, limits) if paired else None) or rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
     for flag, what in (("drifted", "while the machine had drifted (canary)"), ("contended", "under contention")):
         if getattr(base, flag) or getattr(head, flag):
@@ -381,7 +311,8 @@ def compare_rows(
     base = {r.key: r for r in base_rows}
     head = {r.key: r for r in head_rows}
     keys = list(dict.fromkeys([*base, *head]))
-    cases = [compare_case(k, base.get(k), head.get(k), config) for k in keys]
+    paired = interleaved(bm, hm)
+    cases = [compare_case(k, base.get(k), head.get(k), config, paired) for k in keys]
     scaling = [c.describe() for c in exponent_changes(base_rows, head_rows)]
     cmp = Comparison(cases, config, bm, hm, warnings, scaling, allow_missing)
     if n := sum(c.verdict == "inconclusive" for c in cases):

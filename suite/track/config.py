@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from suite.stats import min_rank_p, min_rounds
+from suite.stats import min_pairs, min_rank_p, min_rounds, min_signed_rank_p
 
 #: Default regression threshold: a case must be more than this fraction slower.
 #: 5%, so that 10% slowdowns are caught; measured in results/tuning/compare-threshold.md.
@@ -86,7 +86,9 @@ class CompareConfig:
         d = self.default
         parts = [
             f"slower/faster when every round lies beyond every round of the other side by {d.threshold:.0%} "
-            f"and the rank test gives p <= {d.alpha:g} where the rounds can reach it; "
+            f"and the rank test gives p <= {d.alpha:g} where the rounds can reach it (rounds interleaved in "
+            f"pairs by `ab`: the median pair ratio beyond {d.threshold:.0%} and the signed-rank test "
+            f"p <= {d.alpha:g}); "
             f"counted instructions beyond {d.count_threshold:.1%}"
         ]
         for kind, tables in (("backend", self.backend), ("form", self.form)):
@@ -108,15 +110,23 @@ def _check_value(where: str, key: str, value: Any) -> float:
     return float(value)
 
 
-def rounds_warning(rounds: int, alpha: float) -> str:
+def rounds_warning(rounds: int, alpha: float, paired: bool = False) -> str:
     """One line when ``rounds`` a side cannot reach ``alpha`` at the round level, else "".
 
     The exact rank test of n against n rounds cannot give p below ``1 / C(2n, n)``; below
-    the minimum the gate judges on the separation beyond the threshold alone.
+    the minimum the gate judges on the separation beyond the threshold alone. ``paired``
+    (``suite ab``, rounds interleaved in pairs): the signed-rank test of n pairs cannot give
+    p below ``2 ** -n``; below the minimum every pair must lie beyond the threshold.
     """
-    need = min_rounds(alpha)
+    need = min_pairs(alpha) if paired else min_rounds(alpha)
     if rounds >= need:
         return ""
+    if paired:
+        return (
+            f"warning: {rounds} interleaved pairs cannot reach alpha {alpha:g} (smallest exact p "
+            f"{min_signed_rank_p(rounds):.2g}); {need} rounds or more can; with fewer, every pair must lie "
+            "beyond the threshold"
+        )
     return (
         f"warning: {rounds} rounds a side cannot reach alpha {alpha:g} (smallest exact p "
         f"{min_rank_p(rounds, rounds):.2g}); {need} rounds or more can; with fewer, verdicts rest on "

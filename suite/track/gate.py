@@ -6,9 +6,10 @@ the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`, the ``gate`` size prese
 1. ``--metric instructions``, one round a side: executed instructions per call under
    valgrind, deterministic, judged by the counted threshold alone (0.5% by default), so
    a 1% change is caught on a noisy runner;
-2. wall-clock, :data:`GATE_ROUNDS` rounds a side interleaved ABBA, judged at the round
-   level (every round beyond every round by the threshold, exact rank p <= alpha; 5
-   rounds a side are the fewest that reach alpha = 0.01).
+2. wall-clock, :data:`GATE_ROUNDS` rounds a side interleaved ABBA, judged on the pairs
+   (round ``i`` of base and head back to back): the median pair ratio beyond the
+   threshold and the exact signed-rank p <= alpha (7 pairs are the fewest that reach
+   alpha = 0.01), ``suite.track.verdicts.paired_verdict``.
 
 Each ``ab`` writes its side folders under ``OUT/counts`` and ``OUT/time``; the gate
 compares them again with the caller's thresholds and writes one markdown summary. Exit
@@ -34,8 +35,8 @@ from suite.track.config import CompareConfig
 #: The gate set: CPU backends and forms counted and timed at the ``gate`` size preset.
 GATE_BACKENDS = ("numpy", "torch")
 GATE_FORMS = ("cumsum", "matrix", "loop")
-#: Wall-clock rounds a side: the fewest whose exact rank test reaches alpha = 0.01.
-GATE_ROUNDS = 5
+#: Wall-clock rounds a side, interleaved in pairs: the fewest whose exact signed-rank test reaches alpha = 0.01.
+GATE_ROUNDS = 7
 #: Seconds of sampling per case and round of the wall-clock part.
 GATE_BUDGET = 0.2
 #: The parts of the gate, in the order they run, and their output subfolders.

@@ -8,6 +8,9 @@ rounds. Within one scenario no round is used twice, so its comparisons are indep
 Each is judged by the gate's own rule (``suite.track.compare.rounds_verdict``), and the
 slowdown it actually measured (the ratio of medians of round medians) is kept beside
 the verdict, so detection is tabled by measured slowdown, not by the nominal one.
+Rounds measured in pairs (``gatebench --mode pairs``: every condition's round ``i`` seconds
+apart, as ``suite ab`` measures base and head) are judged by the gate's paired rule
+(``suite.track.verdicts.paired_verdict``) in :func:`judge_pairs`.
 Counted comparisons (instructions) are tabled by :func:`count_table`.
 """
 
@@ -23,8 +26,8 @@ from suite.cases import Case
 from suite.format import markdown_table
 from suite.results import Row
 from suite.stats import wilson
-from suite.track.compare import rounds_verdict
 from suite.track.config import Thresholds
+from suite.track.verdicts import paired_verdict, rounds_verdict
 
 #: Edges of the measured-slowdown bins of the detection table (head/base ratio).
 BINS = (1.0, 1.02, 1.05, 1.10, 1.15, 1.20, 1.30)
@@ -87,6 +90,14 @@ def judge(
         verdict = "inconclusive" if base.contended or head.contended else figures["verdict"]
         out.append(Judged(scenario, case.key, float(figures.get("ratio", math.nan)), verdict))
     return out
+
+
+def judge_pairs(scenario: str, case: Case, base: Sequence[Round], head: Sequence[Round], limits: Thresholds) -> Judged:
+    """One comparison of rounds measured in pairs (``base[i]`` beside ``head[i]``), by the paired rule."""
+    b, h = pooled_row(case, base), pooled_row(case, head)
+    figures = paired_verdict(b, h, limits) or rounds_verdict(b, h, limits)
+    verdict = "inconclusive" if b.contended or h.contended else figures["verdict"]
+    return Judged(scenario, case.key, float(figures.get("ratio", math.nan)), verdict)
 
 
 def _rate(k: int, n: int) -> str:

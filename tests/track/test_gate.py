@@ -12,7 +12,7 @@ from suite.cli import gate as gate_cli
 from suite.cli import main
 from suite.results import Row
 from suite.rounds import merge_rows
-from suite.track import ab
+from suite.track import ab, gate
 from suite.track.gate import GateSpec, Runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_gate_fails_on_a_regression_in_either_part(
     assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(out), "--quiet"]) == code
     counts_argv, time_argv = calls
     assert counts_argv[counts_argv.index("--metric") + 1] == "instructions" and "--rounds" in counts_argv
-    assert time_argv[time_argv.index("--rounds") + 1] == "5" and "--metric" not in time_argv
+    assert time_argv[time_argv.index("--rounds") + 1] == str(gate.GATE_ROUNDS) == "7" and "--metric" not in time_argv
     assert counts_argv[counts_argv.index("--sizes") + 1] == "gate" and "numpy,torch" in counts_argv
     text = summary.read_text()
     assert text.strip() == (out / "gate.md").read_text().strip() and text.strip() in capsys.readouterr().out
@@ -99,7 +99,7 @@ def test_too_few_rounds_warn_before_running(tmp_path: Path, monkeypatch, capsys)
     monkeypatch.setattr(gate_cli, "RUNNER", fake_runner(0.0, 1.0, []))
     assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(tmp_path), "--rounds", "3"]) == 0
     first = capsys.readouterr().err.splitlines()[0]
-    assert first.startswith("warning: 3 rounds a side cannot reach alpha 0.01") and "5 rounds or more" in first
+    assert first.startswith("warning: 3 interleaved pairs cannot reach alpha 0.01") and "7 rounds or more" in first
 
 
 def test_gate_spec_argv_for_each_part(tmp_path: Path) -> None:
@@ -112,4 +112,4 @@ def test_gate_spec_argv_for_each_part(tmp_path: Path) -> None:
 def test_ab_warns_before_running_with_too_few_rounds(tmp_path: Path, capsys) -> None:
     assert main(["ab", "HEAD", "HEAD", "--repo", str(tmp_path / "none"), "--rounds", "3", "--quiet"]) == 2
     warning, error = capsys.readouterr().err.splitlines()
-    assert warning.startswith("warning: 3 rounds a side cannot reach alpha 0.01") and error.startswith("error:")
+    assert warning.startswith("warning: 3 interleaved pairs cannot reach alpha 0.01") and error.startswith("error:")

@@ -1,0 +1,124 @@
+"""Rounds measured in pairs (``suite ab``): drift between pairs cancels, the signed-rank test decides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suite.cases import Case
+from suite.results import Row
+from suite.rounds import merge_rows
+from suite.stats import min_pairs, min_signed_rank_p, pair_ratios, signed_rank_p
+from suite.track.compare import compare_rows
+from suite.track.config import Thresholds, rounds_warning
+from suite.track.verdicts import interleaved, paired_verdict, rounds_verdict
+
+CASE = Case("numpy", "cumsum", 8, 256, 64)
+LIMITS = Thresholds(0.05, 0.01)
+
+
+def paired_rows(drift: list[float], slowdown: float, seed: int, pair_noise: float = 0.01) -> tuple[Row, Row]:
+    """Base and head rows whose round ``i`` share the machine's speed ``drift[i]``; inside a pair,
+    each round wanders by a seeded ``pair_noise``."""
+    rng = np.random.default_rng(seed)
+    sides = []
+    for scale in (1.0, slowdown):
+        parts = []
+        for d in drift:
+            level = 1e-4 * scale * d * (1 + pair_noise * rng.standard_normal())
+            samples = level * (1 + 0.005 * rng.standard_normal(20))
+            parts.append(Row(CASE, status="ok", samples_s=[float(s) for s in samples], calls_per_sample=10))
+        sides.append(merge_rows(parts))
+    return sides[0], sides[1]
+
+
+#: A machine whose speed wanders by 30% between pairs: no round separation survives it.
+DRIFT = [1.0, 1.3, 0.9, 1.2, 1.0, 1.25, 0.95]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_ten_percent_slowdown_under_drift_is_slower_in_pairs_and_not_by_separation(seed: int) -> None:
+    base, head = paired_rows(DRIFT, 1.10, seed)
+    assert rounds_verdict(base, head, LIMITS)["verdict"] == "same"  # drift hides it from the unpaired rule
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None and figures["verdict"] == "slower", figures
+    assert 1.06 < figures["ratio"] < 1.14 and figures["p_value"] <= 0.01
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_a_under_drift_is_same_in_pairs(seed: int) -> None:
+    base, head = paired_rows(DRIFT, 1.0, seed)
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None and figures["verdict"] == "same", figures
+
+
+def test_a_small_consistent_shift_below_the_threshold_is_same() -> None:
+    base, head = paired_rows(DRIFT, 1.03, 0, pair_noise=0.002)
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None
+    assert figures["p_value"] <= 0.01 and figures["verdict"] == "same"  # significant but below 5%
+
+
+def test_faster_is_the_mirror_image() -> None:
+    base, head = paired_rows(DRIFT, 0.85, 3)
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None and figures["verdict"] == "faster"
+
+
+def test_one_pair_on_the_wrong_side_blocks_alpha_with_seven_pairs() -> None:
+    base, head = paired_rows(DRIFT, 1.10, 0, pair_noise=0.0)
+    b = [float(x) for x in base.samples_s]
+    # The first head round a little faster than its partner (the smallest |log ratio|, rank 1):
+    # 6 of 7 pairs slower, W+ = 27, p = 2/128 > 0.01.
+    rounds = list(head.samples_round)
+    h = [s * (0.9 if r == 0 else 1.0) for s, r in zip(head.samples_s, rounds, strict=True)]
+    head = Row(CASE, status="ok", samples_s=h, samples_round=rounds, rounds=7, calls_per_sample=10)
+    base = Row(CASE, status="ok", samples_s=b, samples_round=list(base.samples_round), rounds=7, calls_per_sample=10)
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None and figures["verdict"] == "same"
+    assert figures["p_value"] == pytest.approx(2 / 128)
+    assert "beyond the threshold but p" in figures["note"]
+
+
+def test_too_few_pairs_need_every_pair_beyond_the_threshold() -> None:
+    base, head = paired_rows(DRIFT[:5], 1.10, 1)
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None and figures["verdict"] == "slower"
+    assert "7 pairs can" in figures["note"] and "every pair must lie beyond" in figures["note"]
+    base, head = paired_rows(DRIFT[:5], 1.04, 1, pair_noise=0.0)
+    figures = paired_verdict(base, head, LIMITS)
+    assert figures is not None and figures["verdict"] == "same"
+
+
+def test_rows_that_do_not_pair_fall_back() -> None:
+    base, _ = paired_rows(DRIFT, 1.0, 0)
+    _, head = paired_rows(DRIFT[:5], 1.0, 0)
+    assert paired_verdict(base, head, LIMITS) is None
+
+
+def test_signed_rank_statistics() -> None:
+    assert min_pairs(0.01) == 7 and min_pairs(0.05) == 5
+    assert min_signed_rank_p(7) == pytest.approx(1 / 128)
+    assert signed_rank_p([1.1] * 7, "greater") == pytest.approx(1 / 128)
+    assert signed_rank_p([0.9] * 7, "greater") == pytest.approx(1.0)
+    assert signed_rank_p([1.0, 1.0], "greater") == 1.0  # no pair carries a sign
+    assert list(pair_ratios([1.0, 2.0, 0.0], [1.5, 2.0, 1.0])) == [1.5, 1.0]
+
+
+def test_only_the_two_sides_of_one_ab_job_are_paired() -> None:
+    job = {"job": "j1", "design": "ABBA"}
+    assert interleaved({"ab": {"side": "base", **job}}, {"ab": {"side": "head", **job}})
+    assert not interleaved({"ab": {**job}}, {"ab": {**job, "job": "j2"}})
+    assert not interleaved({}, {})
+    assert not interleaved({"ab": {"job": "j1"}}, {"ab": {"job": "j1"}})  # older ab files: no design recorded
+    base, head = paired_rows(DRIFT, 1.10, 0)
+    (apart,) = compare_rows([base], [head]).cases
+    (paired,) = compare_rows([base], [head], base_meta={"ab": job}, head_meta={"ab": job}).cases
+    assert apart.verdict == "same" and paired.verdict == "slower"
+    assert "pairs" not in apart.note
+
+
+def test_the_warning_counts_pairs_for_ab() -> None:
+    assert rounds_warning(7, 0.01, paired=True) == ""
+    assert "5 interleaved pairs cannot reach alpha 0.01" in rounds_warning(5, 0.01, paired=True)
+    assert rounds_warning(5, 0.01) == ""  # unpaired: 5 a side reach 0.01
