@@ -10,7 +10,9 @@ configuration:
 - the rerun ratios of each case's median between consecutive sweeps: p10, p50, p90
   (agreement: the closer p10 and p90 are to 1, the better two runs agree);
 - the unstable fraction: ok rows whose ``unstable`` column is set (IQR/median
-  above 10% inside a process), and the contended fraction beside it.
+  above 10% inside a process), and the contended fraction beside it;
+- with ``--rounds`` 2 or more in the sweep, the spread between processes
+  (``round_spread``: (max - min) / median of a row's round medians), median and p90 over rows.
 
 Issue 22 keeps a step only if it moves those figures. Run it in a terminal: the
 ``quiet`` step is about the live progress bar, which a child whose stderr is not a
@@ -71,6 +73,7 @@ def summarize(sweeps: Sequence[dict[str, Row]]) -> dict[str, float]:
     """Rerun ratios between consecutive sweeps (p10, p50, p90) and the unstable and contended fractions."""
     ratios = [b[key].median_s / a[key].median_s for a, b in itertools.pairwise(sweeps) for key in a.keys() & b.keys()]
     rows = [r for s in sweeps for r in s.values()]
+    spreads = [r.round_spread for r in rows if r.rounds >= 2 and np.isfinite(r.round_spread)]
     p10, p50, p90 = np.percentile(ratios, [10, 50, 90]) if ratios else (np.nan,) * 3
     return {
         "pairs": len(ratios),
@@ -79,19 +82,24 @@ def summarize(sweeps: Sequence[dict[str, Row]]) -> dict[str, float]:
         "ratio_p90": float(p90),
         "unstable": sum(r.unstable for r in rows) / len(rows) if rows else np.nan,
         "contended": sum(r.contended for r in rows) / len(rows) if rows else np.nan,
+        # Spread between processes (rows measured in --rounds 2 or more): median and p90 over rows.
+        "round_spread_p50": float(np.median(spreads)) if spreads else np.nan,
+        "round_spread_p90": float(np.percentile(spreads, 90)) if spreads else np.nan,
     }
 
 
 def table(summary: dict[str, dict[str, float]]) -> str:
     lines = [
-        "| configuration | case pairs | ratio p10 | p50 | p90 | p90/p10 | unstable | contended |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| configuration | case pairs | ratio p10 | p50 | p90 | p90/p10 | unstable | contended "
+        "| round spread p50 | p90 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for config, s in summary.items():
         spread = s["ratio_p90"] / s["ratio_p10"]
         lines.append(
             f"| {config} | {s['pairs']:.0f} | {s['ratio_p10']:.3f} | {s['ratio_p50']:.3f} | {s['ratio_p90']:.3f} "
-            f"| {spread:.3f} | {s['unstable']:.0%} | {s['contended']:.0%} |"
+            f"| {spread:.3f} | {s['unstable']:.0%} | {s['contended']:.0%} "
+            f"| {s.get('round_spread_p50', np.nan):.1%} | {s.get('round_spread_p90', np.nan):.1%} |"
         )
     return "\n".join(lines)
 

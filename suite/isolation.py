@@ -15,6 +15,12 @@ which ``--isolation`` can switch off for an A/B (``scripts/isolation_ab.py``):
   flags, so pinning is what sizes it.
 - ``quiet``: the progress display redraws only when a case starts or ends
   (``suite.cli.progress``), never while one is timed.
+- ``layout``: the worker is born with address-space randomisation off
+  (``personality(ADDR_NO_RANDOMIZE)``, as ``setarch -R`` does), so every worker of a run
+  gets the same stack, heap and library addresses and the same memory-layout luck. Off
+  by default: it trades variance between processes for a layout bias shared by all of
+  them (results/tuning/layout.md measures both). Where the kernel refuses the call (a
+  container's seccomp filter), the row's reason says so.
 - ``passive``: the worker's OpenMP threads sleep at once when idle
   (``OMP_WAIT_POLICY=PASSIVE``, ``KMP_BLOCKTIME=0``). Off by default: the runner
   already closes idle workers, so it would only change how the measured library
@@ -37,7 +43,7 @@ if TYPE_CHECKING:  # suite.cases reads this module's defaults
     from suite.cases import RunOptions
 
 #: Every step ``--isolation`` may name, and those taken unless told otherwise.
-STEPS = ("pin", "quiet", "passive")
+STEPS = ("pin", "quiet", "passive", "layout")
 DEFAULT_STEPS = ("pin", "quiet")
 #: What ``--worker-cores`` accepts besides a count: every core, or (the default) every core
 #: but one, which the harness keeps: measured on the project's 2-core machine, a worker on
@@ -119,19 +125,21 @@ class WorkerPlan:
     cpus: tuple[int, ...] | None  # None: not pinned
     threads: int | None  # None: the libraries' own
     env: dict[str, str] = field(default_factory=dict)
+    fixed_layout: bool = False  # born with address-space randomisation off (the ``layout`` step)
 
 
 def plan_worker(worker_cores: int, steps: Sequence[str], threads: int | None) -> tuple[WorkerPlan, list[int]]:
     """The worker's plan and the harness's CPUs (empty: it shares the worker's)."""
     env = dict(PASSIVE_VARIABLES) if "passive" in steps else {}
+    fixed = "layout" in steps
     if "pin" not in steps:
         if threads is not None:
             env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
-        return WorkerPlan(None, threads, env), []
+        return WorkerPlan(None, threads, env, fixed), []
     cpus, harness = split_cpus(worker_cores, allowed_cpus())
     n = threads or len(cpus)
     env.update(dict.fromkeys(THREAD_VARIABLES, str(n)))
-    return WorkerPlan(tuple(cpus), n, env), harness
+    return WorkerPlan(tuple(cpus), n, env, fixed), harness
 
 
 @contextlib.contextmanager
@@ -183,6 +191,41 @@ def pin_process(cpus: Iterable[int]) -> None:
             os.sched_setaffinity(tid, wanted)
 
 
+#: ``personality(2)``'s flag that turns address-space randomisation off for what this process execs.
+ADDR_NO_RANDOMIZE = 0x0040000
+#: ``personality(0xffffffff)`` reads the current persona without changing it.
+_QUERY = 0xFFFFFFFF
+
+
+def _personality(persona: int) -> int:
+    """``personality(2)`` through libc: the previous persona, or -1 when the kernel refused."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.personality.argtypes = [ctypes.c_ulong]
+    libc.personality.restype = ctypes.c_int
+    return int(libc.personality(persona))
+
+
+def set_fixed_layout() -> int | None:
+    """Turn randomisation off for the children this process starts from now on; the previous
+    persona (to restore), or None when the kernel refused (the worker then reports it)."""
+    current = _personality(_QUERY)
+    if current < 0 or _personality(current | ADDR_NO_RANDOMIZE) < 0:
+        return None
+    return current
+
+
+def layout_fixed() -> bool:
+    """Whether this process was started with address-space randomisation off (read back in the worker)."""
+    try:
+        with open("/proc/self/personality") as f:
+            persona = int(f.read().strip(), 16)
+    except (OSError, ValueError):
+        return False
+    return bool(persona & ADDR_NO_RANDOMIZE)
+
+
 @contextlib.contextmanager
 def spawning(plan: WorkerPlan) -> Iterator[None]:
     """Start a child inside this block and it is born with ``plan``'s environment and CPUs.
@@ -192,12 +235,15 @@ def spawning(plan: WorkerPlan) -> Iterator[None]:
     """
     saved_env = {k: os.environ.get(k) for k in plan.env}
     saved_cpus = os.sched_getaffinity(0) if plan.cpus else None
+    saved_persona = set_fixed_layout() if plan.fixed_layout else None
     os.environ.update(plan.env)
     try:
         if plan.cpus:
             os.sched_setaffinity(0, plan.cpus)
         yield
     finally:
+        if saved_persona is not None:
+            _personality(saved_persona)
         if saved_cpus is not None:
             os.sched_setaffinity(0, saved_cpus)
         for k, v in saved_env.items():
@@ -256,6 +302,8 @@ def read_back(
     placed = Placement(format_cpus(cpus), adapter_threads, {**pool_threads(), **(framework_pools or {})})
     if plan.cpus is not None and set(cpus) != set(plan.cpus):
         placed.problems.append(f"pinned to cores {placed.cores}, asked {format_cpus(plan.cpus)}")
+    if plan.fixed_layout and not layout_fixed():
+        placed.problems.append("address-space randomisation still on (the kernel refused personality(2))")
     if plan.threads is not None:
         if adapter_threads is not None and adapter_threads != plan.threads:
             placed.problems.append(f"{name} uses {adapter_threads} threads, asked {plan.threads}")

@@ -186,3 +186,25 @@ def test_the_harness_keeps_to_the_cores_the_worker_leaves_while_the_runner_runs(
     finally:
         runner.close()
     assert os.sched_getaffinity(0) == before
+
+
+def test_the_layout_step_starts_children_without_address_randomisation() -> None:
+    import subprocess
+
+    from suite.isolation import ADDR_NO_RANDOMIZE, layout_fixed
+
+    plan, _ = plan_worker(0, ("layout",), None)
+    assert plan.fixed_layout
+
+    def child_persona() -> int:
+        out = subprocess.run(["cat", "/proc/self/personality"], capture_output=True, text=True, check=True)
+        return int(out.stdout.strip(), 16)
+
+    with spawning(plan):
+        inside = child_persona()
+    after = child_persona()
+    assert inside & ADDR_NO_RANDOMIZE and not after & ADDR_NO_RANDOMIZE  # restored after the block
+    assert not layout_fixed()  # this process itself was started with randomisation on
+    placed = read_back(plan, "numpy", None)
+    assert "address-space randomisation still on" in placed.note()
+    assert "layout" in parse_steps("pin,quiet,layout")

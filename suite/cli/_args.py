@@ -189,7 +189,7 @@ def sweep_args(p: argparse.ArgumentParser, default_sizes: str, default_inputs: s
         default=DEFAULT_STEPS,
         metavar="STEPS",
         help=f"isolation steps, comma separated ({', '.join(STEPS)}) or none: pin the worker and size its "
-        "pools, no progress redraw while a case runs, OpenMP threads sleep when idle; "
+        "pools, no progress redraw while a case runs, OpenMP threads sleep when idle, address-space randomisation off; "
         f"default {','.join(DEFAULT_STEPS)}",
     )
     p.add_argument("--timeout", type=positive(float), default=120.0, help="per-case timeout in seconds; default 120")
