@@ -42,7 +42,8 @@ from backends import REGISTRY
 from suite import machine, procgroup
 from suite.cases import Case
 from suite.count_runner import COUNTS_DIR
-from suite.format import format_seconds
+from suite.counting import COUNTED
+from suite.format import format_count, format_seconds
 from suite.isolation import AUTO, DEFAULT_STEPS
 from suite.results import (
     CSV_NAME,
@@ -320,7 +321,9 @@ def interleave(
 
 
 def _brief(row: Row) -> str:
-    return format_seconds(row.median_s) if row.status == "ok" else row.status
+    if row.status != "ok":
+        return row.status
+    return f"{format_count(row.instructions)} instr" if row.case.metric == COUNTED else format_seconds(row.median_s)
 
 
 def complete(results: tuple[SideResult, SideResult], rounds: int) -> list[str]:

@@ -204,3 +204,9 @@ def test_interrupted_ab_keeps_the_cases_both_sides_finished(
         assert meta["interrupted"] is True and [r.T for r in rows] == [8] and rows[0].rounds == 2
     assert not (out / "compare.md").exists()
     assert len(git(scratch_repo, "worktree", "list").splitlines()) == 1  # the worktrees are gone all the same
+
+
+def test_progress_shows_a_counted_round_as_instructions() -> None:
+    counted = Row(Case("numpy", "cumsum", 1, 8, 2, metric="instructions"), status="ok", instructions=12345.0)
+    timed = Row(Case("numpy", "cumsum", 1, 8, 2), status="ok", median_s=1e-3)
+    assert ab._brief(counted) == "12,345 instr" and ab._brief(timed) == "1 ms"
