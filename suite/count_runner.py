@@ -4,7 +4,9 @@ It keeps the runners' contract (``info``, ``run``, ``close``; ``suite.session.ru
 picks it for counted cases). Each case is one ``python -m suite.count_worker`` under
 ``suite.counting.valgrind_command``, with ``counting_env``'s pins; the worker runs the
 ordinary case pipeline and leaves a named callgrind dump, which this side reads into the
-row's per-call counts and keeps beside the results (``counts/<key>.callgrind``).
+row's per-call counts and keeps beside the results (``counts/<key>.callgrind``). The worker
+runs in a process group of its own (``suite.procgroup.run``): a timeout, Ctrl-C or SIGTERM
+stops it and waits for it, and it dies with this process if this one is killed outright.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backends import REGISTRY, get_backend
+from suite import procgroup
 from suite.callgrind import CallgrindError, read_dump
 from suite.cases import Case, RunOptions
 from suite.counting import (
@@ -95,13 +98,9 @@ class CountingRunner:
             job.write_bytes(pickle.dumps((case, options)))
             argv = [sys.executable, "-m", "suite.count_worker", str(job), str(result)]
             try:
-                done = subprocess.run(
-                    valgrind_command(out, argv),
-                    env=counting_env(os.environ),
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                )
+                # Its own process group, stopped and waited for on any way out (timeout, Ctrl-C,
+                # SIGTERM): no valgrind worker outlives this runner (suite.procgroup).
+                done = procgroup.run(valgrind_command(out, argv), env=counting_env(os.environ), timeout=timeout)
             except subprocess.TimeoutExpired:
                 return Row(
                     case,

@@ -32,6 +32,7 @@ from suite.counting import COUNTED
 from suite.isolation import blas_threads, on_cpus, worker_cpus
 from suite.machine import machine_fingerprint
 from suite.machines import run_machines, with_machines
+from suite.procgroup import raise_interrupted
 from suite.results import (
     CSV_NAME,
     JSON_NAME,
@@ -154,14 +155,6 @@ def run_cases(
             runner.close()
 
 
-class Interrupted(Exception):
-    """SIGTERM, raised in the main thread so that it takes Ctrl-C's path."""
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted
-
-
 @dataclass
 class Session:
     """One results folder being written by a sweep, fresh or resumed."""
@@ -236,11 +229,11 @@ class Session:
             self.rows.append(row)
             log.append(row)
 
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        previous = signal.signal(signal.SIGTERM, raise_interrupted)
         try:
             for _ in run_cases(cases, options, on_row, progress_for(cases), infos, ceilings, machines, canary):
                 pass
-        except (KeyboardInterrupt, Interrupted):
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Interrupted)
             self.interrupted = True
         finally:
             # A second Ctrl-C must not cut the final files short: hold signals off

@@ -4,7 +4,9 @@ One module per command, each with ``add_parser(sub)`` and ``run(args) -> int``.
 Exit status: 0 success; 1 something disagreed or failed (a mismatch, an error or
 timeout row, a regression); 2 bad arguments or unreadable files (one line on
 stderr, nothing written); 130 interrupted (finished rows and a partial report
-are kept).
+are kept). SIGTERM is taken as Ctrl-C (``suite.procgroup.Interrupted``), and the
+commands that start processes (``run``, ``ab``, ``gate``, ``bisect``) stop them, and
+their children, on the way out.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from suite.cli import (
     selftest,
 )
 from suite.cli._args import Parser, UsageError
+from suite.procgroup import sigterm_interrupts
 
 #: The commands, in the order ``--help`` lists them.
 COMMANDS: dict[str, ModuleType] = {
@@ -61,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command: Callable[[argparse.Namespace], int] = COMMANDS[args.command].run
-        return command(args)
+        with sigterm_interrupts():  # SIGTERM takes Ctrl-C's path: children stopped, files kept
+            return command(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

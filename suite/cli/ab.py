@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from suite import machine
+from suite import machine, procgroup
 from suite.cli._args import (
     UsageError,
     check_isolation,
@@ -24,9 +24,11 @@ from suite.cli._args import (
 from suite.cli.compare import compare_config, emit
 from suite.count_runner import START_S
 from suite.counting import COUNTED, SLOWDOWN
+from suite.results import Row
 from suite.track import ab
 from suite.track.compare import CompareError, compare_rows
 from suite.track.config import rounds_warning
+from suite.track.counted import add_grown_functions
 
 #: Rounds a side, interleaved in pairs: 7 is the fewest whose exact signed-rank test can
 #: reach alpha = 0.01 (1/128); results/tuning/gate-statistics.md.
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     if not counted and (warning := rounds_warning(args.rounds, config.strictest_alpha(), paired=True)):
         print(warning, file=sys.stderr)  # before anything runs, even with --quiet
 
+    rounds = 1 if counted else args.rounds  # counts are deterministic: one process a side
+    job = machine.new_run_id()  # both sides carry it: their rounds pair up (suite.track.verdicts.interleaved)
+    extra = {"rounds": rounds, "cases": len(cases), "job": job, "design": "ABBA"}
+    interrupted = False
     try:
         with ab.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:
             sides = tuple(
@@ -83,27 +89,56 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             prepare_out(args.out)  # once both revisions resolved: a bad one leaves nothing behind
+            results = (ab.SideResult(sides[0]), ab.SideResult(sides[1]))
             with tempfile.TemporaryDirectory(prefix="causal-bench-ab-runs-") as work:
-                results = ab.interleave(
-                    (sides[0], sides[1]),
-                    groups,
-                    flags,
-                    1 if counted else args.rounds,  # counts are deterministic: one process a side
-                    Path(work),
-                    timeout_s=(args.timeout * SLOWDOWN + START_S if counted else args.timeout * 2) + 300,
-                    progress=progress,
-                )
+                try:
+                    ab.interleave(
+                        (sides[0], sides[1]),
+                        groups,
+                        flags,
+                        rounds,
+                        Path(work),
+                        timeout_s=(args.timeout * SLOWDOWN + START_S if counted else args.timeout * 2) + 300,
+                        progress=progress,
+                        into=results,
+                    )
+                except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the round under way is stopped already
+                    interrupted = True
+                # Inside the work folder: the rounds' callgrind files are copied from it.
+                with procgroup.signals_held():
+                    written = write_sides(
+                        args.out, results, extra, ab.complete(results, rounds) if interrupted else None
+                    )
     except ab.ABError as e:
         raise UsageError(str(e)) from None
-    merged = []
-    job = machine.new_run_id()  # both sides carry it: their rounds pair up (suite.track.verdicts.interleaved)
-    for result in results:
-        meta, rows = result.merged({"rounds": args.rounds, "cases": len(cases), "job": job, "design": "ABBA"})
-        ab.write_side(args.out / result.side.name, meta, rows)
-        merged.append((meta, rows))
-    (base_meta, base_rows), (head_meta, head_rows) = merged
+    if interrupted:
+        done = len(written[0][1])
+        print(
+            f"interrupted: {done} of {len(cases)} cases measured on both sides kept in {args.out}/base and "
+            f"{args.out}/head; no comparison",
+            file=sys.stderr,
+        )
+        return 130
+    (base_meta, base_rows), (head_meta, head_rows) = written
     try:
         comparison = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
     except CompareError as e:
         raise UsageError(str(e)) from None
+    add_grown_functions(comparison.cases, args.out / "base", args.out / "head")
     return emit(comparison, args.out)
+
+
+Written = tuple[tuple[dict[str, Any], list[Row]], tuple[dict[str, Any], list[Row]]]
+
+
+def write_sides(
+    out: Path, results: tuple[ab.SideResult, ab.SideResult], extra: dict[str, Any], keys: list[str] | None
+) -> Written:
+    """Each side's pooled rows (of ``keys``, default all) as ``OUT/base`` and ``OUT/head``; what was written."""
+    written = []
+    for result in results:
+        meta, rows = result.merged(extra, keys)
+        if keys is not None:
+            meta["interrupted"] = True
+        written.append((meta, ab.write_side(out / result.side.name, meta, rows)))
+    return written[0], written[1]

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         result = gate.run_gate(spec, config, RUNNER, progress)
     except (gate.GateError, CompareError) as e:
         raise UsageError(str(e)) from None
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the part under way stopped its rounds and kept what it finished
+        print(f"interrupted: no verdict; what the parts finished is kept in {args.out}", file=sys.stderr)
+        return 130
     summary = gate.render_summary(result)
     write_atomic(args.out / SUMMARY_NAME, summary)
     print(summary, end="")

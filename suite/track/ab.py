@@ -9,7 +9,14 @@ process for that one case inside the side's own checkout. Drift then hits both
 sides alike, and so does process-to-process luck (memory layout, which core),
 because every side gets several processes. The rounds of one side are pooled
 into one row per case (``suite.rounds.merge_rows``, which ``suite run --rounds``
-uses too) and the two sides are compared with ``suite.track.compare``.
+uses too) and the two sides are compared with ``suite.track.compare``. A counted
+round's callgrind file is copied into its side's folder (:func:`write_side`), so the
+stored rows name files that exist there and ``compare`` lists the grown functions.
+
+Every round's process runs in a process group of its own (``suite.procgroup``): when
+``ab`` is interrupted (Ctrl-C, SIGTERM) or a round times out, the round's ``suite run``
+and its workers (valgrind's included) are stopped and waited for, and the caller keeps
+the rounds already finished (``interleave(into=...)``, :func:`complete`).
 
 For revisions, :func:`worktrees` checks both out as detached git worktrees in a
 temporary folder and removes them afterwards; :func:`interleave` only needs a
@@ -26,15 +33,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends import REGISTRY
-from suite import machine
+from suite import machine, procgroup
 from suite.cases import Case
-from suite.format import format_seconds
+from suite.count_runner import COUNTS_DIR
+from suite.counting import COUNTED
+from suite.format import format_count, format_seconds
 from suite.isolation import AUTO, DEFAULT_STEPS
 from suite.results import (
     CSV_NAME,
@@ -203,19 +212,13 @@ def supported_flags(side: Side, flags: Sequence[Flag]) -> tuple[list[str], list[
 
 
 def _run(side: Side, argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """``python -m suite ARGV`` in the side's checkout, in a process group that is stopped on any way out."""
     env = dict(os.environ)
     env.update(side.env)
     # The side's own code first, whatever this interpreter has installed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(side.cwd), env.get("PYTHONPATH", "")) if p)
     try:
-        return subprocess.run(
-            [sys.executable, "-m", "suite", *argv],
-            cwd=side.cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
+        return procgroup.run([sys.executable, "-m", "suite", *argv], cwd=side.cwd, env=env, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ABError(f"{side.name}: `suite {' '.join(argv[:1])}` did not finish in {timeout_s:.0f} s") from None
     except OSError as e:
@@ -236,21 +239,33 @@ def run_side(side: Side, flags: Sequence[str], out: Path, timeout_s: float) -> t
 
 @dataclass
 class SideResult:
+    """One side's rounds, by case key, as they arrive."""
+
     side: Side
     meta: dict[str, Any] = field(default_factory=dict)
     rounds: dict[str, list[Row]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
 
-    def add(self, meta: dict[str, Any], rows: Sequence[Row]) -> None:
+    def add(self, meta: dict[str, Any], rows: Sequence[Row], folder: Path | None = None) -> None:
+        """One round's run; ``folder``, where it was written: its rows' callgrind files are named absolutely."""
         if not self.meta:
             self.meta = meta
         self.run_ids.append(str(meta.get("run_id", "")))
         for r in rows:
+            if folder is not None and r.counts and not Path(r.counts).is_absolute():
+                r = dataclasses.replace(r, counts=str((folder / r.counts).absolute()))
             self.rounds.setdefault(r.key, []).append(r)
 
-    def merged(self, extra_meta: Mapping[str, Any]) -> tuple[dict[str, Any], list[Row]]:
+    def merged(
+        self, extra_meta: Mapping[str, Any], keys: Collection[str] | None = None
+    ) -> tuple[dict[str, Any], list[Row]]:
+        """The rounds of each case (of ``keys``, default all) pooled into one row, and the side's metadata."""
         run_id = machine.new_run_id()
-        rows = [dataclasses.replace(merge_rows(rs), run_id=run_id) for rs in self.rounds.values()]
+        rows = [
+            dataclasses.replace(merge_rows(rs), run_id=run_id)
+            for key, rs in self.rounds.items()
+            if keys is None or key in keys
+        ]
         meta = {
             **self.meta,
             "run_id": run_id,
@@ -270,16 +285,21 @@ def interleave(
     work: Path,
     timeout_s: float = 600.0,
     progress: Progress | None = None,
+    into: tuple[SideResult, SideResult] | None = None,
 ) -> tuple[SideResult, SideResult]:
     """Run every group of cases ``rounds`` times per side, sides alternating ABBA.
 
     ``groups`` are the case-selecting flags of each subprocess (one case each in
     ``suite ab``); ``run_flags`` are added to every run (timer budget and so on)
-    where the side's ``suite run`` knows them.
+    where the side's ``suite run`` knows them. Each round is written under ``work``,
+    where its callgrind files stay (the rows name them absolutely) until
+    :func:`write_side` copies them. ``into``: the results to fill, which the caller
+    still holds when an interruption (Ctrl-C, SIGTERM) ends the loop early; the round
+    under way is stopped with its process group (``suite.procgroup``).
     """
     if rounds < 1:
         raise ABError("rounds must be at least 1")
-    results = (SideResult(sides[0]), SideResult(sides[1]))
+    results = into or (SideResult(sides[0]), SideResult(sides[1]))
     argv: list[list[str]] = []
     for side in sides:
         known, dropped = supported_flags(side, run_flags)
@@ -293,7 +313,7 @@ def interleave(
                 side = sides[s]
                 out = work / side.name / f"group{i:04d}-round{r}"
                 meta, rows = run_side(side, [*group, *argv[s]], out, timeout_s)
-                results[s].add(meta, rows)
+                results[s].add(meta, rows, out)
                 if progress:
                     shown = ", ".join(f"{row.key}: {_brief(row)}" for row in rows)
                     progress(f"[{i + 1}/{len(groups)}] round {r + 1}/{rounds} {side.name}: {shown}")
@@ -301,11 +321,39 @@ def interleave(
 
 
 def _brief(row: Row) -> str:
-    return format_seconds(row.median_s) if row.status == "ok" else row.status
+    if row.status != "ok":
+        return row.status
+    return f"{format_count(row.instructions)} instr" if row.case.metric == COUNTED else format_seconds(row.median_s)
 
 
-def write_side(folder: Path, meta: dict[str, Any], rows: Sequence[Row]) -> None:
-    """The pooled rows of one side as an ordinary run folder (CSV and JSON)."""
+def complete(results: tuple[SideResult, SideResult], rounds: int) -> list[str]:
+    """The cases measured in all ``rounds`` on both sides (an interrupted job keeps these only)."""
+    base, head = results
+    return [k for k, rs in base.rounds.items() if len(rs) >= rounds and len(head.rounds.get(k, ())) >= rounds]
+
+
+def write_side(folder: Path, meta: dict[str, Any], rows: Sequence[Row]) -> list[Row]:
+    """The pooled rows of one side as an ordinary run folder (CSV and JSON); the rows as written.
+
+    A row whose callgrind file is named absolutely (a round's, in ``interleave``'s work
+    folder) gets it copied to ``folder/counts/`` and named relative to ``folder``, as
+    ``suite run`` names it, so ``compare`` of the side folders lists the grown functions.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(folder / CSV_NAME, rows)
-    write_json(folder / JSON_NAME, meta, rows)
+    kept = [_keep_counts(folder, r) for r in rows]
+    write_csv(folder / CSV_NAME, kept)
+    write_json(folder / JSON_NAME, meta, kept)
+    return kept
+
+
+def _keep_counts(folder: Path, row: Row) -> Row:
+    if not row.counts or not Path(row.counts).is_absolute():
+        return row
+    source = Path(row.counts)
+    target = folder / COUNTS_DIR / source.name
+    try:
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(source, target)
+    except OSError:  # the round's file is gone: say nothing rather than name a missing file
+        return dataclasses.replace(row, counts="")
+    return dataclasses.replace(row, counts=f"{COUNTS_DIR}/{source.name}")

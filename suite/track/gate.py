@@ -11,26 +11,32 @@ the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`, the ``gate`` size prese
    threshold and the exact signed-rank p <= alpha (7 pairs are the fewest that reach
    alpha = 0.01), ``suite.track.verdicts.paired_verdict``.
 
-Each ``ab`` writes its side folders under ``OUT/counts`` and ``OUT/time``; the gate
-compares them again with the caller's thresholds and writes one markdown summary. Exit
-status 1 on a regression (or a missing case) in either part, 0 otherwise. The ``ab``
-calls go through a :data:`Runner`, so tests inject results without running anything.
+Each ``ab`` writes its side folders under ``OUT/counts`` and ``OUT/time`` (the counted
+sides with their callgrind files under ``counts/``); the gate compares them again with the
+caller's thresholds, lists for each regressed counted case the functions whose own
+instructions grew most (``suite.track.counted.add_grown_functions``), and writes one
+markdown summary. Exit status 1 on a regression (or a missing case) in either part, 0
+otherwise. The ``ab`` calls go through a :data:`Runner`, so tests inject results without
+running anything; the real one runs ``suite ab`` in a process group of its own, stopped
+with everything under it when the gate is interrupted (``suite.procgroup``).
 Why these rounds and this cost: results/tuning/gate-statistics.md.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suite import procgroup
 from suite.format import markdown_table
 from suite.results import ResultsError, load_run
 from suite.track.compare import REGRESSIONS, CaseComparison, Comparison, compare_rows
 from suite.track.config import CompareConfig
+from suite.track.counted import add_grown_functions
+from suite.track.render import grown_functions_lines
 
 #: The gate set: CPU backends and forms counted and timed at the ``gate`` size preset.
 GATE_BACKENDS = ("numpy", "torch")
@@ -41,6 +47,9 @@ GATE_ROUNDS = 7
 GATE_BUDGET = 0.2
 #: The parts of the gate, in the order they run, and their output subfolders.
 PARTS = {"counts": "instructions, counted", "time": "wall-clock"}
+
+#: Seconds an interrupted ``suite ab`` gets to stop its round and write what it finished.
+AB_GRACE_S = 30.0
 
 #: Runs ``suite ab`` with these arguments; returns (exit status, its last line of stderr).
 Runner = Callable[[Sequence[str]], tuple[int, str]]
@@ -92,9 +101,7 @@ def ab_subprocess(argv: Sequence[str]) -> tuple[int, str]:
     """``python -m suite ab ARGV`` in this checkout; the step summary is the gate's to write."""
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "suite", "ab", *argv], capture_output=True, text=True, env=env, check=False
-        )
+        done = procgroup.run([sys.executable, "-m", "suite", "ab", *argv], env=env, grace_s=AB_GRACE_S)
     except OSError as e:
         return 2, f"cannot start {sys.executable}: {e}"
     lines = done.stderr.strip().splitlines()
@@ -119,7 +126,9 @@ def run_gate(
             head_meta, head_rows = load_run(spec.out / part / "head")
         except ResultsError as e:
             raise GateError(f"{what}: {e}") from None
-        result.parts[part] = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
+        cmp = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
+        add_grown_functions(cmp.cases, spec.out / part / "base", spec.out / part / "head")
+        result.parts[part] = cmp
     return result
 
 
@@ -150,6 +159,7 @@ def render_summary(result: GateResult) -> str:
         if bad:
             lines += ["", f"### Regressions, {PARTS[part]} ({len(bad)})", ""]
             lines += [f"- `{c.key}`: {c.verdict} {_change(c)}" + (f" ({c.note})" if c.note else "") for c in bad]
+            lines += grown_functions_lines(bad)
         for w in cmp.warnings:
             lines.append(f"\n> {PARTS[part]}: {w}")
     lines += ["", f"Per-case tables: `{spec.out / 'counts' / 'compare.md'}`, `{spec.out / 'time' / 'compare.md'}`."]

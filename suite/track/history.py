@@ -11,6 +11,15 @@ consecutive runs, a ``step down`` a significant speedup. A row measured under
 contention (``Row.contended``) or while the machine canary had drifted
 (``Row.drifted``) is shown, marked, but judges nothing: it gets no step, and the
 next run is compared with the last run before it.
+
+Counted rows (``--metric instructions``; their keys end in ``@instructions``, so a
+counted case and its timed twin are two series, never one) are judged as ``compare``
+judges them: a step when the instructions per call moved beyond the counted threshold
+(``count_threshold``, 0.5% by default), with no test and no p-value
+(``suite.track.counted.count_verdict``). Counts of different simulated machines
+(``Row.machine``: valgrind, caches, CPU dispatch) are never set against each other: a
+row counted on another one than the row before it starts the series afresh, marked,
+with no step. Figures are instructions per call where the rows were counted.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.format import csv_cell, format_p, format_ratio, format_seconds, markdown_table
+from suite.counting import COUNTED
+from suite.format import csv_cell, format_count, format_p, format_ratio, format_seconds, markdown_table
 from suite.machine import machine_fingerprint
 from suite.results import ResultsError, Row, load_run
-from suite.track.compare import rounds_verdict
-from suite.track.config import CompareConfig
+from suite.track.compare import count_verdict, rounds_verdict
+from suite.track.config import CompareConfig, Thresholds
 
 MD_NAME, CSV_NAME = "history.md", "history.csv"
 STEP_UP, STEP_DOWN = "step up", "step down"
@@ -57,6 +67,8 @@ class Point:
     ratio: float = math.nan
     p_value: float = math.nan
     step: str = ""
+    #: A counted row whose simulated machine differs from the previous counted row's: not compared.
+    new_machine: bool = False
 
 
 @dataclass
@@ -117,7 +129,9 @@ def judge_series(runs: list[StoredRun], config: CompareConfig) -> dict[str, list
     """Each case's points over ``runs`` (one machine's, in time order), steps judged.
 
     A timed row is compared with the previous timed, uncontended row of its case;
-    a contended row is kept, marked, and judges nothing.
+    a contended row is kept, marked, and judges nothing. A counted row is compared with
+    the previous counted row of its case by the counted threshold alone, when both were
+    counted on one simulated machine.
     """
     keys = list(dict.fromkeys(k for r in runs for k in r.rows))
     series: dict[str, list[Point]] = {}
@@ -128,8 +142,10 @@ def judge_series(runs: list[StoredRun], config: CompareConfig) -> dict[str, list
             row = run.rows.get(key)
             point = Point(run, row)
             if row is not None and row.status == "ok" and not row.contended and not row.drifted:
-                if previous is not None:
-                    figures = rounds_verdict(previous, row, config.for_case(row.backend, row.form))
+                if previous is not None and is_counted(row) and previous.machine != row.machine:
+                    point.new_machine = True  # other simulated machine: its counts start afresh
+                elif previous is not None:
+                    figures = step_figures(previous, row, config.for_case(row.backend, row.form))
                     point.ratio = figures.get("ratio", math.nan)
                     point.p_value = figures.get("p_value", math.nan)
                     point.step = {"slower": STEP_UP, "faster": STEP_DOWN}.get(figures["verdict"], "")
@@ -139,20 +155,44 @@ def judge_series(runs: list[StoredRun], config: CompareConfig) -> dict[str, list
     return series
 
 
+def is_counted(row: Row) -> bool:
+    return row.case.metric == COUNTED
+
+
+def step_figures(previous: Row, row: Row, limits: Thresholds) -> dict[str, Any]:
+    """The verdict and figures of ``row`` against the ``previous`` row of its case, as ``compare`` judges them."""
+    if is_counted(row):
+        return count_verdict(previous, row, limits)
+    return rounds_verdict(previous, row, limits)
+
+
 def _cell(p: Point) -> str:
     if p.row is None:
         return ""
     if p.row.status != "ok":
         return f"*{p.row.status}*"
-    text = format_seconds(p.row.median_s)
+    counted = is_counted(p.row)
+    text = f"{format_count(p.row.instructions)} instr" if counted else format_seconds(p.row.median_s)
     if p.row.contended:
         return f"{text} (contended)"
     if p.row.drifted:
         return f"{text} (drifted)"
+    if p.new_machine:
+        return f"{text} (other simulated machine)"
     if p.step:
         arrow = "▲" if p.step == STEP_UP else "▼"
-        text += f" {arrow} {p.ratio:.2f}x"
+        # Counted steps start at 0.5%: three decimals show them.
+        text += f" {arrow} {p.ratio:.3f}x" if counted else f" {arrow} {p.ratio:.2f}x"
     return text
+
+
+def _figures_title(h: History) -> str:
+    counted = {is_counted(p.row) for pts in h.series.values() for p in pts if p.row is not None}
+    if counted == {True}:
+        return "Instructions per call"
+    if True in counted:
+        return "Per call: median time, instructions where counted (`@instructions`)"
+    return "Median per call"
 
 
 def render_markdown(h: History, last: int = 12) -> str:
@@ -177,7 +217,7 @@ def render_markdown(h: History, last: int = 12) -> str:
         lines += markdown_table(["case", "run", "step", "head/previous", "p"], body)
     else:
         lines.append("none")
-    lines += ["", "### Median per call", ""]
+    lines += ["", f"### {_figures_title(h)}", ""]
     body = [[f"`{key}`", *(_cell(p) for p in points[first:])] for key, points in h.series.items()]
     lines += markdown_table(["case", *(r.label for r in shown)], body)
     return "\n".join(lines) + "\n"
@@ -191,6 +231,7 @@ CSV_COLUMNS = (
     "path",
     "status",
     "median_s",
+    "instructions",
     "ratio",
     "p_value",
     "step",
@@ -217,7 +258,7 @@ def render_csv(h: History) -> str:
                     meta.get("git_commit", ""),
                     str(p.run.path),
                     p.row.status,
-                    *(csv_cell(x) for x in (p.row.median_s, p.ratio, p.p_value)),
+                    *(csv_cell(x) for x in (p.row.median_s, p.row.instructions, p.ratio, p.p_value)),
                     p.step,
                     str(bool(p.row.contended)).lower(),
                     str(bool(p.row.drifted)).lower(),

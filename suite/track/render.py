@@ -40,7 +40,7 @@ def _counted(c: CaseComparison) -> bool:
     return c.row.case.metric == COUNTED
 
 
-def _functions(cases: Sequence[CaseComparison]) -> list[str]:
+def grown_functions_lines(cases: Sequence[CaseComparison]) -> list[str]:
     """What got slower, by function: per regressed counted case, the functions whose own instructions grew most."""
     lines: list[str] = []
     for c in cases:
@@ -118,7 +118,7 @@ def render_markdown(cmp: Comparison, title: str = "causal-bench compare") -> str
         lines += ["", f"> **Warning:** {w}"]
     regress, improve, rest = _ordered(cmp)
     if regress:
-        lines += ["", f"### Regressions ({len(regress)})", "", *_table(regress), *_functions(regress)]
+        lines += ["", f"### Regressions ({len(regress)})", "", *_table(regress), *grown_functions_lines(regress)]
     if improve:
         lines += ["", f"### Improvements ({len(improve)})", "", *_table(improve)]
     if cmp.scaling:

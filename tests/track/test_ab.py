@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from suite.cli import build_parser, main
 from suite.results import Row, load_run
 from suite.track import ab
 from tests.track.scratch_git import git
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.track.scratch_git import scratch_repo as make_repo
 
 # A test-only plugin that replaces ``numpy`` under its own name; the second
 # commit makes cumsum spin 200 us more per call (the kernel takes a few us).
@@ -49,18 +47,7 @@ class Plug(NumpyBackend):
 
 @pytest.fixture
 def scratch_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in ("backends", "suite"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
-    (repo / "abplug.py").write_text(PLUGIN.format(delay="0.0"))
-    git(repo, "init", "--quiet")
-    git(repo, "add", "-A")
-    git(repo, "commit", "--quiet", "-m", "base")
-    (repo / "abplug.py").write_text(PLUGIN.format(delay="2e-4"))
-    git(repo, "commit", "--quiet", "-am", "slow cumsum")
-    return repo
+    return make_repo(tmp_path / "repo", "abplug", [PLUGIN.format(delay="0.0"), PLUGIN.format(delay="2e-4")])
 
 
 @pytest.mark.slow
@@ -169,3 +156,57 @@ def test_isolation_flags_reach_the_rounds_only_when_not_the_default() -> None:
     chosen = flags("--worker-cores", "1", "--isolation", "quiet,pin")
     assert ("--worker-cores", "1") in chosen and ("--isolation", "quiet,pin") in chosen
     assert ("--isolation", "none") in flags("--isolation", "none")
+
+
+def test_write_side_copies_each_rounds_callgrind_file(tmp_path: Path) -> None:
+    """A round's file lives in its temporary folder; the side's folder gets a copy, named relative to it."""
+    counted = Case("numpy", "cumsum", 1, 8, 2, metric="instructions")
+    round_dir = tmp_path / "work" / "group0000-round0"
+    (round_dir / "counts").mkdir(parents=True)
+    (round_dir / "counts" / "c.callgrind").write_text("events: Ir\ntotals: 5\n")
+    side = ab.SideResult(ab.Side("head", tmp_path))
+    side.add({"run_id": "r"}, [Row(counted, status="ok", instructions=5.0, counts="counts/c.callgrind")], round_dir)
+    side.add({"run_id": "s"}, [Row(Case("numpy", "cumsum", 1, 16, 2, metric="instructions"), counts="counts/gone")])
+    meta, rows = side.merged({})
+    written = ab.write_side(tmp_path / "out" / "head", meta, rows)
+    stored = {r.T: r for r in load_run(tmp_path / "out" / "head")[1]}
+    assert {r.T: r.counts for r in written} == {r.T: r.counts for r in stored.values()}
+    assert stored[8].counts == "counts/c.callgrind"
+    assert (tmp_path / "out" / "head" / "counts" / "c.callgrind").read_text() == "events: Ir\ntotals: 5\n"
+    assert stored[16].counts == "counts/gone"  # added without its folder: left as it was
+
+
+def test_interrupted_ab_keeps_the_cases_both_sides_finished(
+    scratch_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    calls: list[str] = []
+
+    def fake_run_side(side: ab.Side, flags: list[str], out: Path, timeout_s: float) -> tuple[dict[str, str], list[Row]]:
+        calls.append(side.name)
+        if len(calls) == 5:  # the second case's first round: Ctrl-C (or SIGTERM) lands here
+            raise KeyboardInterrupt
+        B, T, C = (int(n) for n in flags[flags.index("--sizes") + 1].split("x"))
+        row = Row(Case("numpy", "cumsum", B, T, C), status="ok", samples_s=[1e-3] * 5, rounds=1)
+        return {"run_id": f"{side.name}-{len(calls)}"}, [row]
+
+    monkeypatch.setattr(ab, "run_side", fake_run_side)
+    monkeypatch.setattr(ab, "supported_flags", lambda side, flags: ([], []))
+    out = tmp_path / "ab"
+    argv = ["ab", "HEAD~1", "HEAD", "--repo", str(scratch_repo), "--out", str(out), "--quiet"]
+    argv += ["--backends", "numpy", "--forms", "cumsum", "--variants", "none", "--sizes", "1x8x2,1x16x2"]
+    assert main([*argv, "--rounds", "2"]) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        err[-1] == f"interrupted: 1 of 2 cases measured on both sides kept in {out}/base and {out}/head; no comparison"
+    )
+    for side in ("base", "head"):
+        meta, rows = load_run(out / side)
+        assert meta["interrupted"] is True and [r.T for r in rows] == [8] and rows[0].rounds == 2
+    assert not (out / "compare.md").exists()
+    assert len(git(scratch_repo, "worktree", "list").splitlines()) == 1  # the worktrees are gone all the same
+
+
+def test_progress_shows_a_counted_round_as_instructions() -> None:
+    counted = Row(Case("numpy", "cumsum", 1, 8, 2, metric="instructions"), status="ok", instructions=12345.0)
+    timed = Row(Case("numpy", "cumsum", 1, 8, 2), status="ok", median_s=1e-3)
+    assert ab._brief(counted) == "12,345 instr" and ab._brief(timed) == "1 ms"

@@ -25,6 +25,16 @@ def timed(medians_us: Sequence[float]) -> Row:
     return merge_rows(rounds)
 
 
+def counted(folder: Path, instructions: float, functions: dict[str, float]) -> Row:
+    """A counted row and its callgrind file (one call counted), as `suite ab` leaves them in a side folder."""
+    (folder / "counts").mkdir(parents=True)
+    lines = ["events: Ir", "fl=(1) k.c"]
+    for name, ir in functions.items():
+        lines += [f"fn={name}", f"1 {ir:.0f}"]
+    (folder / "counts" / "c.callgrind").write_text("\n".join([*lines, f"totals: {instructions:.0f}", ""]))
+    return Row(COUNTED, status="ok", instructions=instructions, n_samples=1, counts="counts/c.callgrind")
+
+
 def fake_runner(count_change: float, time_scale: float, calls: list[list[str]]) -> Runner:
     """Writes each part's side folders as `suite ab` would, with the chosen changes in the head."""
 
@@ -32,8 +42,9 @@ def fake_runner(count_change: float, time_scale: float, calls: list[list[str]]) 
         calls.append(list(argv))
         out = Path(argv[argv.index("--out") + 1])
         if "--metric" in argv:
-            base = [Row(COUNTED, status="ok", instructions=1e6)]
-            head = [Row(COUNTED, status="ok", instructions=1e6 * (1 + count_change))]
+            base = [counted(out / "base", 1e6, {"kernel": 900_000, "helper": 100_000})]
+            grown = 1e6 * count_change
+            head = [counted(out / "head", 1e6 + grown, {"kernel": 900_000 + grown, "helper": 100_000})]
         else:
             base = [timed([85, 88, 94, 86, 90])]
             head = [timed([m * time_scale for m in (85, 88, 94, 86, 90)])]
@@ -73,6 +84,11 @@ def test_gate_fails_on_a_regression_in_either_part(
         assert (f"### Regressions, {part}" in text) == any(part.startswith(r) for r in regressions)
     if "instructions" in regressions:
         assert f"slower +{count_change:.1%}" in text
+        # The function that grew, from the side folders' callgrind files; the one that did not is not listed.
+        grown = f"| `kernel` | 900,000 | {900_000 + 1e6 * count_change:,.0f} | +{1e6 * count_change:,.0f} |"
+        assert "#### What got slower, by function" in text and grown in text and "`helper`" not in text
+    else:
+        assert "What got slower" not in text
 
 
 def test_gate_without_a_step_summary_writes_the_out_folder(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from suite.cases import Case
 from suite.cli import main
+from suite.results import Row
 from suite.track import history
 from suite.track.compare import rounds_verdict, timing_verdict
 from suite.track.config import CompareConfig
@@ -96,3 +98,52 @@ def test_history_judges_rounds_as_compare_does(tmp_path: Path) -> None:
     (points,) = history.build_history(tmp_path).series.values()
     assert [p.step for p in points] == ["", ""]
     assert points[1].ratio == pytest.approx(rounds_verdict(base, head, limits)["ratio"])
+
+
+def _counted(instructions: float, machine: str = "sim-a") -> Row:
+    case = Case("numpy", "cumsum", 4, 64, 8, "float32", "ieee", "normal", metric="instructions")
+    return Row(case, device="cpu (callgrind)", status="ok", instructions=instructions, n_samples=10, machine=machine)
+
+
+def test_counted_history_steps_by_the_counted_threshold_and_shows_instructions(tmp_path: Path) -> None:
+    """Counted runs beside timed runs of the same case: two series; a 2% count step is one, 0.3% is none."""
+    counts = {"2026-01-01": 1e6, "2026-01-02": 1.003e6, "2026-01-03": 1.02e6, "2026-01-04": 1.02e6}
+    for i, (day, n) in enumerate(counts.items()):
+        write_run(tmp_path / f"counted-{i}", [_counted(n)], meta(started=f"{day}T00:00:00+00:00", run_id=f"c{i}"))
+        write_run(tmp_path / f"timed-{i}", [row(1.0, seed=60 + i)], meta(started=f"{day}T01:00:00+00:00"))
+    h = history.build_history(tmp_path)
+    assert len(h.runs) == 8 and len(h.series) == 2
+    counted_key = next(k for k in h.series if k.endswith("@instructions"))
+    for key, points in h.series.items():  # never one series of counted and timed rows
+        rows = [p.row for p in points if p.row is not None]
+        assert len(rows) == 4 and {r.metric for r in rows} == {"instructions" if key == counted_key else "time"}
+    (key, step), *others = h.steps()
+    assert key == counted_key and not others and step.run.meta["run_id"] == "c2" and step.step == history.STEP_UP
+    assert step.ratio == pytest.approx(1.02 / 1.003) and math.isnan(step.p_value)  # no test: the threshold alone
+    md = history.render_markdown(h)
+    assert "### Per call: median time, instructions where counted" in md
+    figures = md.split("### Per call")[1]
+    counted_line = next(line for line in figures.splitlines() if line.startswith(f"| `{counted_key}` |"))
+    assert "1,000,000 instr" in counted_line and "1,020,000 instr ▲ 1.017x" in counted_line
+    assert " ms" not in counted_line and " us" not in counted_line
+    lines = history.render_csv(h).splitlines()
+    column = lines[0].split(",").index("instructions")
+    shown = [float(line.split(",")[column]) for line in lines[1:] if line.startswith(counted_key)]
+    assert shown == list(counts.values())
+    # A looser counted threshold (the config's) takes the step away; the timed threshold has no say.
+    assert not history.build_history(tmp_path, CompareConfig().with_cli(None, None, 0.05)).steps()
+    assert history.build_history(tmp_path, CompareConfig().with_cli(0.5, None, None)).steps()
+
+
+def test_counts_of_another_simulated_machine_start_the_series_afresh(tmp_path: Path) -> None:
+    """A valgrind or dispatch change moves counts: no step across it, and the next run is judged on the new machine."""
+    counted = [_counted(1e6), _counted(1.1e6, "sim-b"), _counted(1.1e6, "sim-b"), _counted(1.2e6, "sim-b")]
+    for i, r in enumerate(counted):
+        write_run(tmp_path / f"run-{i}", [r], meta(started=f"2026-01-0{i + 1}T00:00:00+00:00", run_id=str(i)))
+    h = history.build_history(tmp_path)
+    (points,) = h.series.values()
+    assert [p.step for p in points] == ["", "", "", history.STEP_UP]
+    assert [p.new_machine for p in points] == [False, True, False, False] and math.isnan(points[1].ratio)
+    assert points[2].ratio == pytest.approx(1.0) and points[3].ratio == pytest.approx(1.2 / 1.1)
+    md = history.render_markdown(h)
+    assert "### Instructions per call" in md and "1,100,000 instr (other simulated machine)" in md
