@@ -10,8 +10,9 @@ It starts a ``ray.cluster_utils.Cluster`` on this machine (one node with one
 sweep through the default local runner and through the cluster in ``--passes``
 alternating passes (local, Ray, local, Ray, ...), so a slow minute of the
 machine hits both. Both paths run each case in a spawned worker per backend kept
-across its cases (on the cluster, the node agent's); the Ray path adds the case
-task, the hop to the agent and the agent's start. Per runner it reports the
+across its cases (on the cluster, the node's lane's); the Ray path adds, per case,
+the lane's call for its next case and the result's trip home, and per sweep the
+lane's start and end and the run's queue. Per runner it reports the
 median over the passes of the wall time per case with a 95% bootstrap interval
 (``scipy.stats.bootstrap``), the time the case itself took (``elapsed_s``) and
 the difference, what the runner adds; the ratio is the median of the passes'

@@ -13,9 +13,9 @@ before it starts the next one's, so no idle worker sits beside a timed case, and
 with ``--worker-cores`` N below the cores available it pins the harness (this
 process) to the others while it runs.
 
-A fleet node runs the same runner inside its node agent (``suite.fleet_node``),
-which names its node in the rows' reasons (``place``) and hands each worker the
-GPUs Ray gave the case (``env``).
+A fleet node runs the same runner inside each of its lanes' node agent
+(``suite.fleet_node``), which names its node in the rows' reasons (``place``) and
+hands each worker of a GPU case the GPU Ray gave the lane (``env``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import pytest
 from suite.cases import Case, RunOptions
 from suite.cli import main
 from suite.fleet import INSTALL_HINT, LOST, _pool, is_lost, uses_gpu
+from suite.fleet_node import CPU, GPU, Ledger, NodeAgent, Task
 from suite.results import CSV_NAME, Row, RowLog
 from suite.rounds import as_round, merge_rows
 from suite.session import Session
@@ -107,6 +108,60 @@ def test_rounds_pool_per_machine_and_a_lost_round_makes_the_case_lost() -> None:
     lost = Row(CASE, status="error", reason=f"{LOST}node 127.0.0.1/abcd died")
     assert _pool([a1, lost], as_round, merge_rows) == [lost]
     assert _pool([a1], as_round, merge_rows)[0].rounds == 1  # one round is a row of one round, as locally
+
+
+def task(t: int, gpu: bool = False, r: int = 0) -> Task:
+    return Task(Case("numpy", "cumsum", 1, t, 2), r, f"T{t}#{r}", gpu)
+
+
+def test_the_ledger_hands_each_task_to_one_lane_in_order_and_gpu_tasks_to_gpu_lanes_only() -> None:
+    ledger = Ledger()
+    cpu, gpu = [task(8), task(16), task(8, r=1)], [task(24, gpu=True), task(32, gpu=True)]
+    ledger.open("run", {GPU: gpu, CPU: cpu}, [])
+    assert ledger.take("run", (CPU,), "a", "n1") == cpu[0]  # the queue's order: round 1 of every case first
+    assert ledger.take("run", (GPU, CPU), "b", "n2") == gpu[0]  # a GPU lane takes the GPU cases first...
+    assert ledger.take("run", (GPU, CPU), "b", "n2") == gpu[1]
+    assert ledger.take("run", (GPU, CPU), "b", "n2") == cpu[1]  # ...then CPU ones
+    assert ledger.take("run", (CPU,), "a", "n1") == cpu[2]
+    assert ledger.take("run", (CPU,), "a", "n1") is None  # empty: the lane returns
+    # Each lane's tasks, with the node each started on (a lost one's row names it).
+    assert ledger.taken("run", "a") == [(cpu[0].tag, "n1"), (cpu[2].tag, "n1")]
+    assert ledger.taken("run", "b") == [(gpu[0].tag, "n2"), (gpu[1].tag, "n2"), (cpu[1].tag, "n2")]
+    ledger.close("run")
+    assert ledger.taken("run", "a") == []
+
+
+def test_a_cpu_lane_never_takes_a_gpu_task_and_the_gpu_queue_drains_when_no_lane_can() -> None:
+    ledger = Ledger()
+    ledger.open("run", {GPU: [task(8, gpu=True), task(16, gpu=True)], CPU: []}, [])
+    assert ledger.take("run", (CPU,), "a", "n1") is None
+    assert ledger.drain("run", GPU) == ["T8#0", "T16#0"]
+    assert ledger.take("run", (GPU, CPU), "b", "n2") is None
+    assert ledger.drain("run", GPU) == []
+
+
+def test_a_lane_of_another_run_takes_nothing_and_ceilings_are_claimed_once_per_run() -> None:
+    ledger = Ledger()
+    ledger.open("new", {CPU: [task(8)]}, [("fp", "cpu")])
+    assert ledger.take("old", (CPU,), "a", "n1") is None  # a lane of an ended run winding down
+    assert not ledger.claim("old", "fp", "host")
+    assert not ledger.claim("new", "fp", "cpu")  # a resumed run's stored ceilings
+    assert ledger.claim("new", "fp", "host") and not ledger.claim("new", "fp", "host")
+    assert ledger.claim("new", "other-machine", "host")
+    assert ledger.take("new", (CPU,), "a", "n1") == task(8)
+
+
+def test_a_node_agent_asks_the_ledger_each_question_once() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def ask(fingerprint: str, what: str) -> bool:
+        asked.append((fingerprint, what))
+        return True
+
+    agent = NodeAgent(RunOptions(), "127.0.0.1/abcd", ask)
+    assert agent._claim("host") and not agent._claim("host")  # asked again: measured here already
+    assert agent._claim("backend numpy")
+    assert asked == [(agent.fingerprint, "host"), (agent.fingerprint, "backend numpy")]
 
 
 def test_resume_runs_lost_cases_again_and_keeps_every_other_row(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ inside a private network namespace whose one interface is loopback, where
 ``tests/test_fleet.py`` re-runs this module (``unshare -n``, then ``ip link set lo
 up``). Collected anywhere else they skip; they never fall back to the open network.
 One cluster serves the module (Ray takes seconds to start); its teardown stops
-every Ray process it started, pass or fail.
+every Ray process it started, pass or fail. The last two tests change it: one
+kills the worker node, the next has a node join mid-run (two nodes again).
 """
 
 from __future__ import annotations
@@ -19,15 +20,20 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
+from suite import fleet
+from suite.cases import RunOptions, SweepSpec, parse_sizes
 from suite.cli import main
 from suite.fleet import is_lost
+from suite.fleet_lanes import CLOSE_S, Lanes
 from suite.results import load_run
+from suite.timing import TimerConfig
 from tests.fake_backends import FAKE_GPU_PLUGIN
 from tests.fake_backends import PLUGIN as FAULTY_PLUGIN
 from tests.fleet_backends import PLUGIN
@@ -121,6 +127,30 @@ def spans(cluster: Any) -> dict[tuple[str, int], tuple[float, float]]:
     return {k: (v[0], v[1]) for k, v in out.items() if len(v) == 2}
 
 
+def running(cluster: Any) -> dict[tuple[str, int], float]:
+    """(case, pid) -> start of the cases started and not ended, from the backend's own log."""
+    started: dict[tuple[str, int], float] = {}
+    for line in cluster.spans.read_text().splitlines():
+        what, key, t, pid = line.split()
+        if what == "start":
+            started[(key, int(pid))] = float(t)
+        else:
+            started.pop((key, int(pid)), None)
+    return started
+
+
+def ancestors(pid: int) -> set[int]:
+    with contextlib.suppress(psutil.Error):
+        return {p.pid for p in psutil.Process(pid).parents()}
+    return set()
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        return list(psutil.Process(pid).children(recursive=True))
+    return []
+
+
 def span_key(row: Any) -> str:
     return f"{row.form}:{row.B}x{row.T}x{row.C}"
 
@@ -210,38 +240,120 @@ def test_a_crashed_worker_is_an_error_row_naming_its_node_and_the_node_goes_on(c
     assert {r.status for r in by_t.values()} == {"ok"}  # a fresh worker took the node's next cases
 
 
+def ignore(row: Any) -> None:
+    pass
+
+
+def quick_options(cluster: Any) -> RunOptions:
+    timer = TimerConfig(budget_s=0.01, warmup_s=0.002, min_samples=3)
+    return RunOptions(timer=timer, ceilings=False, on_contention="flag", cluster=cluster.address)
+
+
+def test_closing_a_run_keeps_the_rows_home_and_stops_its_lanes(cluster: Any) -> None:
+    cluster.spans.write_text("")
+    sweep = SweepSpec(backends=("spans",), forms=("cumsum",), sizes=parse_sizes(SIZES + ",1x56x2,1x64x2"))
+    home: list[Any] = []
+    rows = fleet.run_cases(sweep.cases(), quick_options(cluster), home.append)
+    assert isinstance(rows, Generator)
+    first = next(rows)
+    start = time.monotonic()
+    rows.close()  # what Ctrl-C in a caller's loop does
+    assert time.monotonic() - start < CLOSE_S  # the lanes stopped after their case: none was killed
+    assert home == [first]
+    text = cluster.spans.read_text()
+    assert text.count("start ") == text.count("end ") < 8  # what ran at the close finished; the rest never began
+    time.sleep(1.0)
+    assert cluster.spans.read_text() == text  # and nothing began after
+
+
 def test_a_node_killed_mid_run_gives_lost_rows_and_resume_completes_them(cluster: Any, tmp_path: Path) -> None:
     worker = cluster.list_all_nodes()[-1]
     assert worker is not cluster.head_node
+    raylet = worker.all_processes["raylet"][0].process.pid
+    killed: list[str] = []
 
-    def kill_when_both_busy() -> None:
+    def kill_when_it_runs_a_case() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            text = cluster.spans.read_text()
-            if text.count("start ") - text.count("end ") >= 2:  # two cases in flight: one on each node
-                cluster.remove_node(worker, allow_graceful=False)
-                return
+            for (key, pid), _ in running(cluster).items():
+                if raylet in ancestors(pid):  # a case in flight on the worker node: the node dies
+                    tree = descendants(raylet)  # as a machine's processes die with it, before they send a row
+                    for process in tree:
+                        with contextlib.suppress(psutil.Error):
+                            process.kill()
+                    cluster.remove_node(worker, allow_graceful=False)
+                    killed.append(key)
+                    return
             time.sleep(0.05)
 
     cluster.spans.write_text("")  # before the killer reads it (run() empties it too)
-    killer = threading.Thread(target=kill_when_both_busy)
+    killer = threading.Thread(target=kill_when_it_runs_a_case)
     killer.start()
     try:
         code = run(cluster, tmp_path, SIZES, "--rounds", "1", "--no-ceilings")
     finally:
         killer.join()
+    assert killed, "the worker node never ran a case"
     _, rows = load_run(tmp_path)
     lost = [r for r in rows if r.status == "error"]
-    assert code == 1 and lost, [(r.status, r.reason) for r in rows]
+    assert code == 1 and len(lost) == 1, [(r.status, r.reason) for r in rows]  # the case the node was running
     assert len(rows) == 6  # nothing went missing: the lost case is a row
+    assert [span_key(r) for r in lost] == killed
     for r in lost:
         assert r.reason.startswith("lost: node ") and "died" in r.reason
         assert r.node and r.node in r.reason
-    cluster.add_node(**cluster.node_args)
-    cluster.wait_for_nodes()
+    # The cases still queued when the node died were taken by the head's lane.
+    assert all(r.status == "ok" for r in rows if r not in lost)
+    # The head alone runs the resumed sweep.
     assert run(cluster, tmp_path, SIZES, "--rounds", "1", "--no-ceilings", "--resume") == 0
     _, resumed = load_run(tmp_path)
     assert sorted(r.key for r in resumed) == sorted(r.key for r in rows)
     assert {r.status for r in resumed} == {"ok"}
     # Only the lost cases ran again.
     assert {key for key, _ in spans(cluster)} == {span_key(r) for r in lost}
+
+
+def test_a_node_that_joins_mid_run_gets_a_lane_and_takes_the_queued_cases(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # This process joins first (the run then leaves the connection to it) and holds every node's
+    # slot: the run's lanes there wait, so only a node that joins can take its cases. The node
+    # that joins stays: after the killed node, the cluster has two nodes again.
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+
+    def hold(seconds: float) -> None:
+        time.sleep(seconds)
+
+    holding: Any = ray.remote(num_cpus=0, resources={"bench_slot": 1})(hold)
+    placed = [NodeAffinitySchedulingStrategy(n.node_id, soft=False) for n in cluster.list_all_nodes()]
+    holders = [holding.options(scheduling_strategy=p).remote(300) for p in placed]
+    looked = threading.Event()
+    look = Lanes.look
+
+    def look_and_tell(self: Lanes, gpu_work: bool, nodes: Any = None) -> None:
+        look(self, gpu_work, nodes)
+        looked.set()
+
+    monkeypatch.setattr(Lanes, "look", look_and_tell)
+    joined: list[Any] = []
+    try:
+        while ray.available_resources().get("bench_slot", 0) > 0:
+            time.sleep(0.1)
+        cases = SweepSpec(backends=("spans",), forms=("cumsum",), sizes=parse_sizes("1x8x2,1x16x2,1x24x2")).cases()
+        rows: list[Any] = []
+        # In a thread: Ray starts a node from the main thread only.
+        runner = threading.Thread(target=lambda: rows.extend(fleet.run_cases(cases, quick_options(cluster), ignore)))
+        runner.start()
+        assert looked.wait(60), "the run never looked at the cluster"
+        joined.append(cluster.add_node(**cluster.node_args))  # after the run gave the nodes it saw their lanes
+        runner.join(120)
+        assert not runner.is_alive()
+        assert len(rows) == 3 and {r.status for r in rows} == {"ok"}, [(r.status, r.reason) for r in rows]
+        assert {r.node.split("/")[1] for r in rows} == {joined[0].node_id[:8]}
+    finally:
+        for ref in holders:
+            ray.cancel(ref, force=True)
+        ray.shutdown()

@@ -6,9 +6,11 @@ route and no IPv6, and its own ``HOME``, ``TMPDIR`` (so its own Ray session
 folder), user cache and span log: the two share no file but the code, and talk
 only through what Ray sends over the veth. A Ray head runs in one (``ray start
 --head --block``), a worker node in the other, the driver (``python -m suite run
---cluster HEAD:PORT``) beside the head. The worker host's raylet is killed by its
-PID while it runs a case: that case comes home as a ``lost`` row naming the node,
-and ``--resume`` runs that case alone again. Teardown kills every process left in
+--cluster HEAD:PORT``) beside the head. The worker host's raylet and every
+process under it (its lane, the lane's worker) are killed by PID while it runs a
+case, as when a host dies: that case comes home as a ``lost`` row naming the
+node, the cases still queued run on the head, and ``--resume`` runs that case
+alone again. Teardown kills every process left in
 either namespace by its PID (process groups first) and deletes the namespaces;
 the test asserts nothing of either is left. It never runs ``ray stop``, which
 would reach every Ray on the machine. The single-namespace cluster tests
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
 import pytest
 
 from backends import _probes
@@ -102,8 +105,6 @@ class Host:
 
     def raylet(self) -> int:
         """The PID of this host's raylet (a descendant of its ``ray start``)."""
-        import psutil
-
         assert self.ray is not None
         found = [p.pid for p in psutil.Process(self.ray.pid).children(recursive=True) if p.name() == "raylet"]
         assert len(found) == 1, found
@@ -228,7 +229,12 @@ def test_a_sweep_across_two_hosts_loses_only_the_killed_hosts_case_and_resume_ru
             text = worker.spans.read_text() if worker.spans.exists() else ""
             if text.count("start ") > text.count("end "):  # the worker host is running a case
                 pid = worker.raylet()
-                os.kill(pid, signal.SIGKILL)
+                # The raylet and every process under it at once, as when the host dies: a worker
+                # left alive a moment could still send its case's row home.
+                tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+                for process in tree:
+                    with contextlib.suppress(psutil.Error):
+                        process.kill()
                 killed.append(pid)
                 return
             time.sleep(0.05)
