@@ -45,6 +45,7 @@ from typing import Any
 
 from suite import machine
 from suite.cases import RunOptions, SweepSpec, parse_sizes
+from suite.cli.run import DEFAULT_BUDGET, DEFAULT_ROUNDS
 from suite.results import Row
 from suite.session import run_cases
 from suite.timing import TimerConfig
@@ -105,7 +106,8 @@ def markdown(result: dict[str, Any], args: argparse.Namespace, n_cases: int) -> 
         f"{info.get('cpu_count')} cores; load average {result['load_average_at_start'][0]} at the start and "
         f"{result['load_average_at_end'][0]} at the end).",
         "",
-        f"Sweep: {n_cases} cases ({args.backends}; {args.forms}; sizes {args.sizes}), {args.passes} passes "
+        f"Sweep: {n_cases} cases ({args.backends}; {args.forms}; sizes {args.sizes}; `suite run`'s budget "
+        f"{args.budget:g} s a case over {args.rounds} rounds), {args.passes} passes "
         "through each runner, alternating; medians over the passes with 95% bootstrap intervals.",
         "",
         "| runner | wall per case | the case itself | added by the runner |",
@@ -140,6 +142,8 @@ def main() -> int:
     p.add_argument("--backends", default="numpy")
     p.add_argument("--forms", default="cumsum,loop,matrix")
     p.add_argument("--sizes", default="small")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help=f"seconds per case; default {DEFAULT_BUDGET}")
+    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds per case; default {DEFAULT_ROUNDS}")
     p.add_argument("--passes", type=int, default=MIN_PASSES, help=f"alternating passes per runner (>= {MIN_PASSES})")
     p.add_argument("--default-sweep", action="store_true", help="also time the default sweep, local and Ray (minutes)")
     args = p.parse_args()
@@ -157,8 +161,10 @@ def main() -> int:
     spec = SweepSpec(
         backends=tuple(args.backends.split(",")), forms=tuple(args.forms.split(",")), sizes=parse_sizes(args.sizes)
     )
-    timer = TimerConfig(budget_s=0.05, warmup_s=0.01, min_samples=5)
-    local = RunOptions(timer=timer, ceilings=False, rounds=1, on_contention="flag")
+    # `suite run`'s own timer and rounds (the default budget, split over the rounds); ceilings are
+    # measured once per run in both paths and left out of the per-case figure.
+    timer = TimerConfig(budget_s=args.budget, target_rel_ci=0.02, warmup_s=0.05, min_samples=5)
+    local = RunOptions(timer=timer, ceilings=False, rounds=args.rounds, on_contention="flag")
     load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     cluster = Cluster(

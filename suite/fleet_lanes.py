@@ -103,10 +103,27 @@ def _remotes(ray: Any) -> tuple[Any, Any]:
     return ledger, lanes
 
 
+#: The ledger of each Ray job (driver connection) of this process. Held here so the actor lives
+#: from one run to the next: an actor whose last handle goes away is destroyed, and a run
+#: that found it by name while it died would get a dead actor.
+_LEDGERS: dict[str, Any] = {}
+
+
 def open_ledger(ray: Any, run: str, queues: dict[str, list[Task]], claimed: list[tuple[str, str]]) -> Any:
-    """The ledger (made by this process's first run, the same actor after), with run ``run`` opened on it."""
-    ledger = _remotes(ray)[0].options(name=LEDGER, get_if_exists=True).remote()
+    """The ledger (made by this connection's first run, the same actor after), with run ``run`` opened on it."""
+    job = str(ray.get_runtime_context().get_job_id())
+    for other in [j for j in _LEDGERS if j != job]:  # connections this process left: their actors went with them
+        del _LEDGERS[other]
+    ledger = _LEDGERS.get(job)
+    if ledger is not None:
+        try:
+            ray.get(ledger.open.remote(run, queues, claimed))
+            return ledger
+        except ray.exceptions.RayActorError:  # died with its node: make another
+            del _LEDGERS[job]
+    ledger = _remotes(ray)[0].options(name=f"{LEDGER}-{job}-{run[:8]}").remote()
     ray.get(ledger.open.remote(run, queues, claimed))
+    _LEDGERS[job] = ledger
     return ledger
 
 

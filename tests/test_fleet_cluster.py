@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 import pytest
 
-from suite import fleet
+from suite import fleet, fleet_lanes
 from suite.cases import RunOptions, SweepSpec, parse_sizes
 from suite.cli import main
 from suite.fleet import is_lost
@@ -264,6 +264,24 @@ def test_closing_a_run_keeps_the_rows_home_and_stops_its_lanes(cluster: Any) -> 
     assert text.count("start ") == text.count("end ") < 8  # what ran at the close finished; the rest never began
     time.sleep(1.0)
     assert cluster.spans.read_text() == text  # and nothing began after
+
+
+def test_runs_one_after_another_in_one_driver_share_a_live_ledger(cluster: Any) -> None:
+    # A ledger found by name while its last handle went away was a dead actor: the second run failed.
+    sweep = SweepSpec(backends=("spans",), forms=("cumsum",), sizes=parse_sizes("1x8x2,1x16x2"))
+    import ray
+
+    ledgers, statuses = [], []
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")  # one connection, as a script's
+    try:
+        for _ in range(3):
+            rows = fleet.run_cases(sweep.cases(), quick_options(cluster), lambda row: None)
+            statuses.append([r.status for r in rows])
+            ledgers.append(next(iter(fleet_lanes._LEDGERS.values())))
+    finally:
+        ray.shutdown()
+    assert statuses == [["ok", "ok"]] * 3
+    assert len(fleet_lanes._LEDGERS) == 1 and ledgers[0] == ledgers[1] == ledgers[2]  # one actor, kept
 
 
 def test_a_node_killed_mid_run_gives_lost_rows_and_resume_completes_them(cluster: Any, tmp_path: Path) -> None:

@@ -208,3 +208,29 @@ def test_the_layout_step_starts_children_without_address_randomisation() -> None
     placed = read_back(plan, "numpy", None)
     assert "address-space randomisation still on" in placed.note()
     assert "layout" in parse_steps("pin,quiet,layout")
+
+
+def test_a_worker_does_not_import_the_parents_main_script(tmp_path: Path) -> None:
+    # multiprocessing's spawn runs the parent's __main__ again in the child; under Ray that is
+    # Ray's own worker (more than a second per worker). The worker must leave main alone.
+    import subprocess
+    import sys
+
+    marker = tmp_path / "imported"
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        "import pathlib, sys\n"
+        "if __name__ != '__main__':\n"
+        f"    pathlib.Path({str(marker)!r}).write_text(__name__)\n"
+        "else:\n"
+        f"    sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "    from suite.cases import RunOptions\n"
+        "    from suite.workers import Worker\n"
+        "    w = Worker('numpy', RunOptions())\n"
+        "    print('worker', w.info.available)\n"
+        "    w.close()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "worker True" in done.stdout
+    assert not marker.exists(), f"the worker imported the parent's main script as {marker.read_text()}"
