@@ -289,7 +289,8 @@ def as_numpy_key(key: str) -> str:
 def measure_pairs(args: argparse.Namespace, plans: Sequence[Sequence[str]], tmp: Path) -> list[PairProcess]:
     """One ``suite run --rounds R`` per plan; every round of every case, by condition."""
     select = ["--forms", args.forms, "--sizes", args.sizes, "--variants", "none"]
-    flags = [*select, "--budget", repr(args.budget), "--rounds", str(args.rounds)]
+    # suite run splits its budget over the rounds; each of the gate's rounds samples the whole budget.
+    flags = [*select, "--budget", repr(args.budget * args.rounds), "--rounds", str(args.rounds)]
     flags += ["--target-ci", "0.01", "--min-samples", "10", "--warmup", "0.05", "--no-ceilings"]
     flags += ["--on-contention", args.on_contention]
     side = ab.Side("pairs", ROOT, {"CAUSAL_BENCH_BACKENDS": PAIRED_PLUGINS})

@@ -31,7 +31,12 @@ def add_parser(sub: Any) -> None:
         "--backends", default=",".join(gate.GATE_BACKENDS), help="the gate set's backends; default %(default)s"
     )
     p.add_argument("--forms", default=",".join(gate.GATE_FORMS), help="the gate set's forms; default %(default)s")
-    p.add_argument("--sizes", default="gate", help="the gate set's sizes (BxTxC list or preset); default gate")
+    p.add_argument("--sizes", default="gate", help="the counted part's sizes (BxTxC list or preset); default gate")
+    p.add_argument(
+        "--time-sizes",
+        default=None,
+        help=f"the wall-clock part's sizes; default {gate.GATE_TIME_SIZES} (with --sizes given: those sizes)",
+    )
     p.add_argument("--out", type=Path, default=Path("results/gate"), help="output folder; default results/gate")
     p.add_argument(
         "--rounds",
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
         forms=tuple(f.strip() for f in args.forms.split(",") if f.strip()),
         sizes=args.sizes,
+        time_sizes=args.time_sizes or (gate.GATE_TIME_SIZES if args.sizes == "gate" else args.sizes),
         rounds=args.rounds,
         budget=args.budget,
         config=args.config,

@@ -1,12 +1,12 @@
 """The CI gate: two revisions counted and timed, one summary, one exit status.
 
 ``python -m suite gate BASE HEAD`` (``nox -s gate -- BASE HEAD``) runs ``suite ab`` twice on
-the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`, the ``gate`` size preset):
+the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`):
 
-1. ``--metric instructions``, one round a side: executed instructions per call under
+1. ``--metric instructions`` at the ``gate`` size preset, one round a side: executed instructions per call under
    valgrind, deterministic, judged by the counted threshold alone (0.5% by default), so
    a 1% change is caught on a noisy runner;
-2. wall-clock, :data:`GATE_ROUNDS` rounds a side interleaved ABBA, judged on the pairs
+2. wall-clock at :data:`GATE_TIME_SIZES`, :data:`GATE_ROUNDS` rounds a side interleaved ABBA, judged on the pairs
    (round ``i`` of base and head back to back): the median pair ratio beyond the
    threshold and the exact signed-rank p <= alpha (7 pairs are the fewest that reach
    alpha = 0.01), ``suite.track.verdicts.paired_verdict``.
@@ -38,9 +38,13 @@ from suite.track.config import CompareConfig
 from suite.track.counted import add_grown_functions
 from suite.track.render import grown_functions_lines
 
-#: The gate set: CPU backends and forms counted and timed at the ``gate`` size preset.
+#: The gate set: CPU backends and forms, counted at the ``gate`` size preset and timed at :data:`GATE_TIME_SIZES`.
 GATE_BACKENDS = ("numpy", "torch")
 GATE_FORMS = ("cumsum", "matrix", "loop")
+#: The wall-clock part's sizes: the larger ``gate`` size alone. Counts, which see code-path
+#: changes exactly, cover both sizes; the wall-clock part is for what they cannot see
+#: (threads, memory), and one size halves its cost (results/tuning/gate-statistics.md).
+GATE_TIME_SIZES = "8x128x256"
 #: Wall-clock rounds a side, interleaved in pairs: the fewest whose exact signed-rank test reaches alpha = 0.01.
 GATE_ROUNDS = 7
 #: Seconds of sampling per case and round of the wall-clock part.
@@ -70,6 +74,7 @@ class GateSpec:
     backends: tuple[str, ...] = GATE_BACKENDS
     forms: tuple[str, ...] = GATE_FORMS
     sizes: str = "gate"
+    time_sizes: str = GATE_TIME_SIZES
     rounds: int = GATE_ROUNDS
     budget: float = GATE_BUDGET
     config: Path | None = None
@@ -77,7 +82,8 @@ class GateSpec:
     def ab_argv(self, part: str) -> list[str]:
         """``suite ab`` arguments of one part (``counts`` or ``time``)."""
         argv = [self.base, self.head, "--repo", str(self.repo), "--out", str(self.out / part), "--quiet"]
-        argv += ["--backends", ",".join(self.backends), "--forms", ",".join(self.forms), "--sizes", self.sizes]
+        sizes = self.sizes if part == "counts" else self.time_sizes
+        argv += ["--backends", ",".join(self.backends), "--forms", ",".join(self.forms), "--sizes", sizes]
         argv += ["--device", "cpu"]
         if self.config is not None:
             argv += ["--config", str(self.config)]
@@ -151,8 +157,9 @@ def render_summary(result: GateResult) -> str:
     lines += markdown_table(header, body)
     lines += [
         "",
-        f"Gate set: {', '.join(spec.backends)} x {', '.join(spec.forms)} at `{spec.sizes}`; counts one round a "
-        f"side (judged beyond the counted threshold), wall-clock {spec.rounds} rounds a side, ABBA.",
+        f"Gate set: {', '.join(spec.backends)} x {', '.join(spec.forms)}; counts at `{spec.sizes}`, one round a "
+        f"side (judged beyond the counted threshold); wall-clock at `{spec.time_sizes}`, {spec.rounds} rounds a "
+        "side, ABBA, judged in pairs.",
     ]
     for part, cmp in result.parts.items():
         bad = [c for c in cmp.cases if c.verdict in REGRESSIONS]

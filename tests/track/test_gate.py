@@ -77,6 +77,7 @@ def test_gate_fails_on_a_regression_in_either_part(
     assert counts_argv[counts_argv.index("--metric") + 1] == "instructions" and "--rounds" in counts_argv
     assert time_argv[time_argv.index("--rounds") + 1] == str(gate.GATE_ROUNDS) == "7" and "--metric" not in time_argv
     assert counts_argv[counts_argv.index("--sizes") + 1] == "gate" and "numpy,torch" in counts_argv
+    assert time_argv[time_argv.index("--sizes") + 1] == gate.GATE_TIME_SIZES == "8x128x256"  # one size timed
     text = summary.read_text()
     assert text.strip() == (out / "gate.md").read_text().strip() and text.strip() in capsys.readouterr().out
     assert ("**regression**" in text) == bool(code) and ("pass" in text.splitlines()[0]) == (not code)
@@ -129,3 +130,23 @@ def test_ab_warns_before_running_with_too_few_rounds(tmp_path: Path, capsys) -> 
     assert main(["ab", "HEAD", "HEAD", "--repo", str(tmp_path / "none"), "--rounds", "3", "--quiet"]) == 2
     warning, error = capsys.readouterr().err.splitlines()
     assert warning.startswith("warning: 3 interleaved pairs cannot reach alpha 0.01") and error.startswith("error:")
+
+
+@pytest.mark.parametrize(
+    ("extra", "counted", "timed"),
+    [
+        ([], "gate", "8x128x256"),
+        (["--sizes", "4x8x16"], "4x8x16", "4x8x16"),
+        (["--sizes", "4x8x16", "--time-sizes", "4x32x16"], "4x8x16", "4x32x16"),
+    ],
+)
+def test_the_wall_clock_part_times_its_own_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], counted: str, timed: str
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(gate_cli, "RUNNER", fake_runner(0.0, 1.0, calls))
+    argv = ["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(tmp_path / "gate"), "--quiet", *extra]
+    assert main(argv) == 0
+    counts_argv, time_argv = calls
+    assert counts_argv[counts_argv.index("--sizes") + 1] == counted
+    assert time_argv[time_argv.index("--sizes") + 1] == timed
