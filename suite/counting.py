@@ -132,6 +132,9 @@ def counting_env(base: Mapping[str, str]) -> dict[str, str]:
         ATEN_CPU_CAPABILITY="avx2",
         NPY_DISABLE_CPU_FEATURES=" ".join(NUMPY_ABOVE_V3),
         NUMBA_CPU_NAME="haswell",
+        # Inductor's C++ is built by g++ outside valgrind: -march=native would follow the host
+        # (AVX-512 code valgrind 3.19 cannot run); its vector ISA follows ATEN_CPU_CAPABILITY.
+        TORCHINDUCTOR_CPP_MARCH="haswell",
         XLA_FLAGS=" ".join(
             filter(None, (base.get("XLA_FLAGS", ""), "--xla_cpu_max_isa=AVX2", "--xla_cpu_multi_thread_eigen=false"))
         ),
