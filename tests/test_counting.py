@@ -11,13 +11,26 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from suite.callgrind import CallgrindDump, grown_functions, read_dump
 from suite.cli import main
-from suite.counting import COUNTED_CALLS, MISSING_VALGRIND, counting_env, valgrind_command
+from suite.counting import (
+    COUNTED_CALLS,
+    INPUT_ALIGNMENT,
+    MISSING_VALGRIND,
+    MMAP_THRESHOLD,
+    SIZE_CLASSES,
+    SWITCH_INTERVAL_S,
+    counting_env,
+    in_fresh_thread,
+    pin_small_object_pools,
+    pinned_input,
+    valgrind_command,
+)
 from suite.results import load_run
 from tests.fake_backends import PLANT_ENV, PLANTED_PLUGIN
 
@@ -72,6 +85,42 @@ def test_counting_env_pins_threads_hash_and_dispatch() -> None:
     assert "OPENBLAS_L2_SIZE" not in env and env["XLA_FLAGS"].startswith("--x ")
     cmd = valgrind_command(Path("/tmp/o"), ["python"])
     assert "--instr-atstart=no" in cmd and "--D1=32768,8,64" in cmd and cmd[-1] == "python"
+
+
+def test_counting_env_fixes_the_mmap_threshold_and_keeps_other_tunables() -> None:
+    env = counting_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=1"})
+    assert env["GLIBC_TUNABLES"] == f"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+    assert counting_env({})["GLIBC_TUNABLES"] == f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+
+
+def test_in_fresh_thread_returns_raises_and_restores_the_switch_interval() -> None:
+    interval = sys.getswitchinterval()
+    seen: list[str] = []
+
+    def work(a: int, b: int) -> int:
+        seen.append(threading.current_thread().name)
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S
+        return a + b
+
+    assert in_fresh_thread(work, 2, 3) == 5 and seen[0] != threading.current_thread().name
+    with pytest.raises(ZeroDivisionError):
+        in_fresh_thread(lambda: 1 // 0)
+    assert sys.getswitchinterval() == interval
+
+
+def test_pinned_input_is_an_equal_copy_on_a_page() -> None:
+    np = pytest.importorskip("numpy")
+    x = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5)[:, 1:]
+    pinned = pinned_input(x)
+    assert pinned.ctypes.data % INPUT_ALIGNMENT == 0 and pinned.flags.c_contiguous
+    assert pinned.dtype == x.dtype and np.array_equal(pinned, x)
+
+
+def test_pin_small_object_pools_keeps_objects_and_skips_without_pymalloc(monkeypatch) -> None:
+    kept = pin_small_object_pools()
+    assert len(kept) >= SIZE_CLASSES - 1  # at least one anchor per size class
+    monkeypatch.setenv("PYTHONMALLOC", "malloc")
+    assert pin_small_object_pools() == []
 
 
 @pytest.fixture(scope="module")
