@@ -29,13 +29,18 @@ trial measured. ``r`` is ``--rounds``, the CI recipe's rounds a side. Rounds mea
 contention make their comparisons ``inconclusive``, counted apart.
 
 **Counts** (``--mode counts``). ``python -m suite run --metric instructions`` on the
-``planted`` backend (``tests.fake_backends:Planted``: NumPy cumsum plus deterministic extra
-work of the fraction ``CAUSAL_BENCH_PLANT``), judged by the counted threshold alone. A/A
-pairs, half of them with a CPU hog on the other core; 2% and 1% planted; the same case
-counted twice must agree within 0.1%.
+``planted`` backend (``tests.fake_backends:Planted``: NumPy cumsum, its idiom and its
+``staged`` variant, plus deterministic extra work of ``CAUSAL_BENCH_PLANT_STEPS`` steps),
+judged by the counted threshold alone. The plant is sized by count (``calibrate``): every
+case is counted with no steps and with ``CALIBRATION_STEPS``, which gives each case's
+cost per step exactly, and each case then gets the steps that add 2% (1%) of its own
+count. A/A pairs, half of them with a CPU hog on the other core; 2% and 1% planted; the
+same case counted twice must agree within 0.1%. By default the pairs are as many as give
+issue 21's trials: 40 A/A comparisons and 30 per plant, each case of a pair one comparison.
 
 ``--load F`` runs under a bounded CPU hog of duty F. ``--rejudge FILE`` judges a stored
-``*-samples.json`` again (any of its layouts) without measuring. Rates carry Wilson 95% intervals.
+``*-samples.json`` again (any of its layouts: wall-clock in pairs or in blocks, or counts)
+without measuring. Rates carry Wilson 95% intervals.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +78,22 @@ from suite.track.power import (
     judge_pairs,
 )
 from suite.track.power import scenario_table as power_scenarios
-from tests.fake_backends import PAIRED_CONDITIONS, PAIRED_PLUGINS, SLOWDOWN_ENV, SLOWED_PLUGIN
+from tests.fake_backends import (
+    CALIBRATION_STEPS,
+    PAIRED_CONDITIONS,
+    PAIRED_PLUGINS,
+    PLANT_STEPS_ENV,
+    PLANTED_PLUGIN,
+    SLOWDOWN_ENV,
+    SLOWED_PLUGIN,
+    plant_id,
+    steps_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTS = (0.10, 0.25)
 #: The blocks design's default sizes (``--mode time``).
 TIME_SIZES = "8x128x32,8x512x64,16x512x128"
-PLANTED_PLUGIN = "tests.fake_backends:Planted"
-PLANT_ENV = "CAUSAL_BENCH_PLANT"
 #: The background load: spin ``duty`` of every period, sleep the rest, stop after ``limit`` seconds.
 HOG = """import time
 end = time.monotonic() + {limit}
@@ -90,6 +104,8 @@ while time.monotonic() < end:
     time.sleep({idle})
 """
 HOG_PERIOD_S = 0.1
+#: Thresholds a wall-clock table is judged at unless ``--thresholds`` says (counts: the counted threshold).
+TIME_THRESHOLDS = (0.05, 0.02, 0.0)
 
 #: condition -> case key -> rounds in the order measured.
 Store = dict[str, dict[str, list[Round]]]
@@ -230,8 +246,12 @@ def rejudge_trials(trials: list[dict[str, Any]], limits: Thresholds) -> list[Jud
     return out
 
 
-def rejudge(path: Path, thresholds: Sequence[float], alpha: float, rounds: int) -> str:
+def rejudge(path: Path, thresholds: Sequence[float] | None, alpha: float, rounds: int) -> str:
+    """The tables of a stored ``*-samples.json``: wall-clock (either layout) or counts."""
     doc = json.loads(path.read_text())
+    if isinstance(doc, dict) and "counts" in doc:
+        return rejudge_counts(doc, path, thresholds or [DEFAULT_COUNT_THRESHOLD])
+    thresholds = thresholds or TIME_THRESHOLDS
     judged_by: dict[float, list[Judged]] = {}
     for thr in thresholds:
         limits = Thresholds(thr, alpha)
@@ -376,35 +396,109 @@ def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> 
 
 # -- counts ------------------------------------------------------------------------------
 
-#: Instructions per call by case key, from one counted run with the planted ``fraction``.
-CountRunner = Callable[[float, Path], dict[str, float]]
+#: Plant ids to steps of planted work (``tests.fake_backends.plant_steps``); empty: none.
+Plant = Mapping[str, int]
+#: Instructions per call by case key, from one counted run with ``plant``.
+CountRunner = Callable[[Plant, Path], dict[str, float]]
+#: The counted plants, fractions of each case's own count.
+COUNT_PLANTS = (0.02, 0.01)
+#: The trials issue 21 asks for: per plant, and A/A (half of them with a hog). Every case
+#: of a pair is one comparison, so the default pairs are these over the number of cases.
+PLANT_TRIALS = 30
+AA_TRIALS = 40
 
 
-def count_run(sizes: str) -> CountRunner:
+def count_run(sizes: str, forms: str = "cumsum") -> CountRunner:
     """The real counted run: ``suite run --metric instructions`` on the planted backend."""
 
-    def run(fraction: float, out: Path) -> dict[str, float]:
-        side = ab.Side("counted", ROOT, {"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_ENV: repr(fraction)})
-        flags = ["--metric", "instructions", "--backends", "planted", "--forms", "cumsum", "--sizes", sizes]
-        ab.run_side(side, [*flags, "--rounds", "1", "--no-ceilings"], out, 3600)
+    def run(plant: Plant, out: Path) -> dict[str, float]:
+        env = {"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_STEPS_ENV: json.dumps(dict(plant), sort_keys=True)}
+        flags = ["--metric", "instructions", "--backends", "planted", "--forms", forms, "--sizes", sizes]
+        ab.run_side(ab.Side("counted", ROOT, env), [*flags, "--rounds", "1", "--no-ceilings"], out, 3600)
         _, rows = load_run(out)
         return {r.key: r.instructions for r in rows if r.status == "ok"}
 
     return run
 
 
+@dataclass
+class Calibration:
+    """Each case's count with nothing planted, and what one step of planted work adds to it."""
+
+    base: dict[str, float]
+    per_step: dict[str, float]
+
+    def plant(self, fraction: float) -> dict[str, int]:
+        """Each case's steps for ``fraction`` of its own count."""
+        return {plant_id(k): steps_for(fraction, self.base[k], self.per_step[k]) for k in self.per_step}
+
+    def expected(self, fraction: float) -> dict[str, float]:
+        """The change each case's plant is sized to make: ``fraction`` up to a rounded step."""
+        steps = self.plant(fraction)
+        return {k: steps[plant_id(k)] * self.per_step[k] / self.base[k] for k in self.per_step}
+
+
+def calibrate(runner: CountRunner, tmp: Path) -> Calibration:
+    """Two counted runs, 0 and ``CALIBRATION_STEPS`` steps everywhere: the per-step cost of every case, exactly.
+
+    Counts are deterministic and a step costs the same every time, so the difference
+    over the steps is the slope itself, with no model of the case's own cost (the
+    first model, 174 instructions a step and a NumPy cumsum's cost by size, planted
+    0.4-0.8% for a nominal 1-2%).
+    """
+    base = runner({}, tmp / "calibrate-0")
+    more = runner({"*": CALIBRATION_STEPS}, tmp / f"calibrate-{CALIBRATION_STEPS}")
+    per_step = {k: (more[k] - base[k]) / CALIBRATION_STEPS for k in base if k in more}
+    bad = sorted(k for k, v in per_step.items() if not v > 0)
+    if bad:
+        raise RuntimeError(f"the planted work added nothing to {', '.join(bad)}: the plant does not reach them")
+    return Calibration({k: base[k] for k in per_step}, per_step)
+
+
+def default_pairs(cases: int) -> tuple[int, int]:
+    """(A/A pairs, pairs per plant) that give ``AA_TRIALS`` A/A comparisons, half with a hog, and
+    ``PLANT_TRIALS`` per plant: each case of a pair is one comparison."""
+    cases = max(cases, 1)
+    return 2 * math.ceil(AA_TRIALS / 2 / cases), math.ceil(PLANT_TRIALS / cases)
+
+
 def measure_counts(
-    runner: CountRunner, pairs_aa: int, pairs_plant: int, tmp: Path, hog_start: Callable[[], Any] = lambda: None
+    runner: CountRunner,
+    pairs_aa: int | None,
+    pairs_plant: int | None,
+    tmp: Path,
+    hog_start: Callable[[], Any] = lambda: None,
+    info: dict[str, Any] | None = None,
 ) -> list[Counted]:
-    """A/A pairs (the second half with a hog running), then ``pairs_plant`` pairs at 2% and at 1%."""
+    """Calibrate the plant, then A/A pairs (the second half with a hog running), then pairs at 2% and at 1%.
+
+    ``pairs_aa`` and ``pairs_plant`` None: ``default_pairs`` for the cases the calibration
+    counted. ``info`` receives the calibration and the pairs run.
+    """
+    cal = calibrate(runner, tmp)
+    aa_default, plant_default = default_pairs(len(cal.base))
+    pairs_aa = aa_default if pairs_aa is None else pairs_aa
+    pairs_plant = plant_default if pairs_plant is None else pairs_plant
+    plants = {f: cal.plant(f) for f in COUNT_PLANTS}
+    if info is not None:
+        info["pairs_aa"], info["pairs_plant"] = pairs_aa, pairs_plant
+        info["calibration"] = {
+            k: {
+                "base": cal.base[k],
+                "per_step": cal.per_step[k],
+                "steps": {repr(f): plants[f][plant_id(k)] for f in plants},
+            }
+            for k in cal.base
+        }
+        info["expected"] = {repr(f): cal.expected(f) for f in COUNT_PLANTS}
     out: list[Counted] = []
     plan = [("A/A", 0.0, j >= pairs_aa // 2) for j in range(pairs_aa)]
-    plan += [(f"{f:.0%} planted", f, False) for f in (0.02, 0.01) for _ in range(pairs_plant)]
+    plan += [(f"{f:.0%} planted", f, False) for f in COUNT_PLANTS for _ in range(pairs_plant)]
     for i, (name, fraction, with_hog) in enumerate(plan):
         hog = hog_start() if with_hog else None
         try:
-            base = runner(0.0, tmp / f"pair{i}-base")
-            head = runner(fraction, tmp / f"pair{i}-head")
+            base = runner({}, tmp / f"pair{i}-base")
+            head = runner(plants[fraction] if fraction else {}, tmp / f"pair{i}-head")
         finally:
             if hog is not None:
                 stop_hog(hog)
@@ -414,19 +508,48 @@ def measure_counts(
     return out
 
 
-def render_counts(counted: Sequence[Counted], threshold: float, info: dict[str, Any]) -> str:
+def plant_lines(info: dict[str, Any]) -> list[str]:
+    """How the plants were sized, and the change each was sized to make."""
+    cal = info.get("calibration")
+    if not cal:
+        return []
+    per_step = [c["per_step"] for c in cal.values()]
+    lines = [
+        f"Plant: `sum(repeat(1, steps))` after every call, sized by count: each case counted with 0 and "
+        f"{CALIBRATION_STEPS} steps gave its cost per step ({min(per_step):.3f} to {max(per_step):.3f} "
+        "instructions); each case then gets round(fraction x its count / cost per step) steps."
+    ]
+    for f, expected in info.get("expected", {}).items():
+        vals = list(expected.values())
+        lines[-1] += "  "
+        lines.append(f"{float(f):.0%} planted: sized to {min(vals):+.3%} to {max(vals):+.3%} (the rounding of a step).")
+    return lines
+
+
+def render_counts(counted: Sequence[Counted], thresholds: Sequence[float], info: dict[str, Any]) -> str:
+    cases = len(info.get("calibration", {})) or len({c.case for c in counted})
     lines = [
         "## Gate power, instruction counts (scripts/gatebench.py --mode counts)",
         "",
         f"Command: `{info['command']}`  ",
         f"Machine: {info['machine']}; {info['elapsed_s']:.0f} s in all.  ",
-        f"Each pair: `suite run --metric instructions` on `planted` (sizes {info['sizes']}) with no planted work, "
-        "then with the scenario's; every case of the pair is one comparison. Rule: slower beyond the counted "
-        f"threshold {threshold:.1%}, no test.",
-        "",
-        *count_table(counted, threshold),
+        f"Each pair: `suite run --metric instructions` on `planted` (sizes {info['sizes']}, {cases} cases) with no "
+        "planted work, then with the scenario's; every case of the pair is one comparison "
+        f"({info.get('pairs_aa', '?')} A/A pairs, half with a CPU hog; {info.get('pairs_plant', '?')} pairs per "
+        "plant). Rule: slower beyond the counted threshold, no test.  ",
+        *plant_lines(info),
     ]
+    for threshold in thresholds:
+        lines += ["", f"### Counted threshold {threshold:.1%}", "", *count_table(counted, threshold)]
     return "\n".join(lines) + "\n"
+
+
+def rejudge_counts(doc: dict[str, Any], path: Path, thresholds: Sequence[float]) -> str:
+    """A stored counts file's tables again, at ``thresholds``."""
+    counted = [Counted(**c) for c in doc["counts"]]
+    info = {**doc.get("info", {}), "command": f"python scripts/gatebench.py --rejudge {path}"}
+    info.setdefault("elapsed_s", 0.0)
+    return render_counts(counted, thresholds, info)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -455,15 +578,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget", type=float, default=GATE_BUDGET, help=f"sampling seconds per case and round; default {GATE_BUDGET}"
     )
-    p.add_argument("--thresholds", default="0.05,0.02,0.0", help="thresholds to judge at; default 0.05,0.02,0.0")
+    p.add_argument("--thresholds", default=None, help="thresholds to judge at; default 0.05,0.02,0.0 (time), "
+                   "the counted threshold (counts)")  # fmt: skip
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     p.add_argument("--load", type=float, default=0.0, help="background CPU hog duty, 0 to 1; default 0 (none)")
     p.add_argument("--hog-limit", type=float, default=3600.0, help="seconds after which a hog stops itself")
     p.add_argument("--on-contention", default="flag", help="the runs' contention policy; default flag (no waiting)")
     p.add_argument("--count-sizes", default="4x16x32,4x32x32,4x64x32,4x128x32,4x256x32,8x16x64,8x32x64,8x64x64,"
                    "8x128x64,8x256x64", help="sizes of the counted cases (each one comparison per pair)")  # fmt: skip
-    p.add_argument("--pairs-aa", type=int, default=4, help="counted A/A pairs (half with a hog); default 4")
-    p.add_argument("--pairs-plant", type=int, default=3, help="counted pairs at 2%% and at 1%%; default 3")
+    p.add_argument("--count-forms", default="cumsum", help="forms of the counted cases (each with its variants)")
+    p.add_argument("--pairs-aa", type=int, default=None,
+                   help=f"counted A/A pairs, half with a hog; default: enough for {AA_TRIALS} comparisons")  # fmt: skip
+    p.add_argument("--pairs-plant", type=int, default=None, help="counted pairs at 2%% and at 1%%; default: "
+                   f"enough for {PLANT_TRIALS} comparisons each")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results/gatebench"), help="the .md and .json go here")
     p.add_argument("--rejudge", type=Path, default=None, help="print the tables for a stored *-samples.json")
     return p
@@ -475,7 +602,7 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
     args.sizes = args.sizes or (",".join("x".join(map(str, s)) for s in PRESETS["gate"]) if pairs else TIME_SIZES)
     args.forms = args.forms or ("cumsum,matrix,loop" if pairs else "cumsum")
     args.rounds = args.rounds or (GATE_ROUNDS if pairs else 5)
-    thresholds = [float(t) for t in args.thresholds.split(",")]
+    thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
     if args.rejudge is not None:
         print(rejudge(args.rejudge, thresholds, args.alpha, 0), end="")
         return 0
@@ -497,9 +624,9 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
     try:
         with tempfile.TemporaryDirectory(prefix="causal-bench-gatebench-") as tmp:
             if args.mode == "counts":
-                runner = count_runner or count_run(args.count_sizes)
+                runner = count_runner or count_run(args.count_sizes, args.count_forms)
                 counted = measure_counts(
-                    runner, args.pairs_aa, args.pairs_plant, Path(tmp), lambda: start_hog(1.0, args.hog_limit)
+                    runner, args.pairs_aa, args.pairs_plant, Path(tmp), lambda: start_hog(1.0, args.hog_limit), info
                 )
             else:
                 cases = [Case("numpy", f, *s) for s in parse_sizes(args.sizes) for f in args.forms.split(",")]
@@ -517,14 +644,15 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
     info["load_end"] = _load()
     if args.mode == "counts":
         info["sizes"] = args.count_sizes
-        markdown = render_counts(counted, DEFAULT_COUNT_THRESHOLD, info)
+        markdown = render_counts(counted, thresholds or [DEFAULT_COUNT_THRESHOLD], info)
         raw: Any = {"info": info, "counts": [vars(c) for c in counted]}
     elif pairs:
-        judged_by = {t: judge_pair_store(processes, Thresholds(t, args.alpha)) for t in thresholds}
+        judged_by = {t: judge_pair_store(processes, Thresholds(t, args.alpha)) for t in thresholds or TIME_THRESHOLDS}
         markdown = render_pairs(judged_by, info)
         raw = {"info": info, "pairs": pairs_to_json(processes)}
     else:
-        judged_by = {t: judge_store(store, cases, args.rounds, Thresholds(t, args.alpha)) for t in thresholds}
+        limits = thresholds or TIME_THRESHOLDS
+        judged_by = {t: judge_store(store, cases, args.rounds, Thresholds(t, args.alpha)) for t in limits}
         markdown = render_time(judged_by, info)
         raw = {"info": info, "rounds": store_to_json(store)}
     stem = f"{args.mode}-load{round(args.load * 100)}"

@@ -64,6 +64,12 @@ NOT_COUNTED: dict[str, str] = {
 }
 
 
+def preload(backend: str) -> list[str]:
+    """The framework the worker imports first (``suite.count_worker``): the adapter's ``module``."""
+    module = getattr(REGISTRY.get(backend), "module", "")
+    return [module] if module and module != "numpy" else []
+
+
 class CountingRunner:
     """Runs each counted case in its own process under callgrind; CPU only, one thread."""
 
@@ -104,7 +110,7 @@ class CountingRunner:
         with tempfile.TemporaryDirectory(prefix="causal-bench-count-") as tmp:
             job, result, out = Path(tmp, "job.pkl"), Path(tmp, "row.pkl"), Path(tmp, "callgrind.out")
             job.write_bytes(pickle.dumps((case, options)))
-            argv = [sys.executable, "-m", "suite.count_worker", str(job), str(result)]
+            argv = [sys.executable, "-m", "suite.count_worker", str(job), str(result), *preload(case.backend)]
             env = {**counting_env(os.environ), **precompile_env(case.backend)}
             if precompile_env(case.backend):  # compiled natively first: the worker loads it (count_prepare)
                 early = prepare(case, self.options, env, self.options.case_timeout_s + START_S)

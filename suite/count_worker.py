@@ -4,20 +4,35 @@
 the case goes through the one case pipeline (``suite.runner.run_case``: guards, build,
 agreement check, then the counted calls through ``suite.counting.Hook``), and RESULT
 receives the pickled ``(BackendInfo, Row)``. The row's machine is the simulated one.
+
+Everything after the interpreter's start-up runs in a fresh thread (``in_fresh_thread``),
+imports included: NumPy's and the frameworks' long-lived objects (their types, whose
+addresses key identity-hashed caches such as NumPy's casting tables) are laid out in
+a heap of their own, the same whatever the environment and the interpreter's start-up
+allocated in the main heap. Hence the lazy imports below: only the standard library
+and ``suite.counting`` (standard library alone) load before that thread starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from suite.counting import dispatch_levels, header_version, simulated_machine
-from suite.results import Row
-from suite.runner import BackendInfo, first_line, open_backend, run_case
+from suite.counting import in_fresh_thread
 
 
-def main(job: Path, result: Path) -> int:
+def main(job: Path, result: Path, preload: Sequence[str] = ("numpy",)) -> int:
+    for module in preload:  # first in this thread's heap, before any of the harness's code
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    from suite.counting import dispatch_levels, header_version, simulated_machine
+    from suite.results import Row
+    from suite.runner import BackendInfo, first_line, open_backend, run_case
+
     case, options = pickle.loads(job.read_bytes())
     try:
         adapter, info = open_backend(case.backend, options)
@@ -36,4 +51,4 @@ def main(job: Path, result: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(in_fresh_thread(main, Path(sys.argv[1]), Path(sys.argv[2]), ("numpy", *sys.argv[3:])))

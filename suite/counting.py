@@ -15,6 +15,16 @@ it), one thread everywhere and ``PYTHONHASHSEED=0`` (``counting_env``). The work
 back the dispatch each library chose (``dispatch_levels``); a counted row's machine is a
 fingerprint of those and of the simulated machine, not of the host.
 
+What makes a count independent of what the process did before the calls (two checkouts
+that differ in unused code, or a longer environment, moved NumPy ``loop`` by up to 1.1%
+and ``cumsum[staged]`` by 3.6%; results/tuning/counting.md, "Across revisions"): the
+worker runs in a fresh thread from its first import on (``suite.count_worker``), so the
+frameworks' long-lived objects are laid out in a heap of their own; the counted case's
+input is copied onto a page (``pinned_input``); glibc's mmap threshold is fixed
+(``MMAP_THRESHOLD``); and ``Hook.count`` empties the cyclic collector's generations and
+freezes what exists, pins pymalloc's pools (``pin_small_object_pools``) and makes the
+calls in another fresh thread, whose glibc arena is new.
+
 The hook is compiled at first use with ``gcc -shared -fPIC`` into the user's cache folder
 (``backends._probes.cache_dir``), keyed by valgrind's header version and the source. Why
 and the figures: results/tuning/counting.md.
@@ -24,17 +34,19 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from backends._probes import cache_dir
+T = TypeVar("T")
 
 #: The counted metric's name (``Case.metric``).
 COUNTED = "instructions"
@@ -55,6 +67,25 @@ CACHES: dict[str, str] = {"I1": "32768,8,64", "D1": "32768,8,64", "LL": "8388608
 DISPATCH_LEVEL = "x86-64-v3"
 #: NumPy's dispatch targets above x86-64-v3, disabled by name (NumPy 2.x spellings).
 NUMPY_ABOVE_V3 = ("X86_V4", "AVX512F", "AVX512CD", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL", "AVX512_SPR")
+
+#: glibc's mmap threshold in the counted worker, fixed (``GLIBC_TUNABLES``): glibc's default,
+#: 128 KiB, but a set threshold stays put, where the default one rises to the size of any
+#: mmapped block freed, so a large array freed before the calls would move later
+#: allocations from mmap to the heap.
+MMAP_THRESHOLD = 128 * 1024
+#: The GIL's switch interval while a fresh thread runs (``in_fresh_thread``): the waiting
+#: thread never asks for the GIL, so no hand-over lands among the counted calls.
+SWITCH_INTERVAL_S = 1000.0
+#: CPython's small-object allocator (pymalloc, 3.10 and later): 16 KiB pools, a 48-byte
+#: pool header, 16-byte size classes up to 512 bytes (``pin_small_object_pools``).
+POOL_SIZE = 16 * 1024
+POOL_HEADER = 48
+SIZE_CLASSES = 32
+#: Pools' worth of objects ``pin_small_object_pools`` allocates per size class, at most,
+#: looking for an empty pool.
+POOL_SEARCH = 8
+#: Alignment of a counted case's input (``pinned_input``): a page.
+INPUT_ALIGNMENT = 4096
 
 MISSING_VALGRIND = "valgrind not found on PATH: counted runs need it (apt-get install valgrind)"
 HEADER = Path("/usr/include/valgrind/callgrind.h")
@@ -91,6 +122,8 @@ def header_version(header: Path = HEADER) -> str:
 
 def hook_library() -> Path:
     """The compiled hook, built into the cache folder on first use; CountingError if it cannot be."""
+    from backends._probes import cache_dir  # here: this module stays stdlib-only for the worker's first lines
+
     digest = hashlib.sha256(HOOK_SOURCE.encode()).hexdigest()[:10]
     lib = cache_dir() / f"callgrind-hook-{header_version()}-{digest}.so"
     if lib.exists():
@@ -140,6 +173,8 @@ def counting_env(base: Mapping[str, str]) -> dict[str, str]:
         ),
     )
     env.pop("OPENBLAS_L2_SIZE", None)  # a host's own cache hint would change OpenBLAS's blocking
+    tunables = [t for t in base.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith("glibc.malloc.mmap_")]
+    env["GLIBC_TUNABLES"] = ":".join([*tunables, f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"])
     return env
 
 
@@ -175,7 +210,28 @@ class Hook:
             raise CountingError("not running under valgrind: counted cases run in suite.count_worker")
 
     def count(self, fn: Callable[[], Any], sync: Callable[[Any], None], name: str, calls: int = COUNTED_CALLS) -> None:
-        """Count ``calls`` calls of ``fn`` (each waited for) into a dump named ``name``."""
+        """Count ``calls`` calls of ``fn`` (each waited for) into a dump named ``name``.
+
+        Every allocator the calls use starts from a state that does not depend on what the
+        process did before (results/tuning/counting.md, "Across revisions"): the cyclic
+        collector emptied and everything older frozen; pymalloc's pools pinned
+        (``pin_small_object_pools``); the warm-up and counted calls in a fresh thread
+        (``in_fresh_thread``), so glibc serves them from an arena of their own.
+        """
+        # The cyclic collector from a fixed point: every generation empty, what exists so far
+        # frozen out of its sight. Its collections then fall on the same calls in every run
+        # and look at the calls' own objects only (a collection that fell among the counted
+        # calls in one run and not in another moved NumPy cumsum[staged] by 3.6%).
+        gc.collect()
+        pinned = pin_small_object_pools()
+        gc.freeze()
+        try:
+            in_fresh_thread(self._count, fn, sync, name, calls)
+        finally:
+            gc.unfreeze()
+            del pinned
+
+    def _count(self, fn: Callable[[], Any], sync: Callable[[Any], None], name: str, calls: int) -> None:
         for _ in range(WARMUP_CALLS):
             sync(fn())
         self.lib.cb_start()
@@ -184,6 +240,108 @@ class Hook:
         for _ in range(calls):
             sync(fn())
         self.lib.cb_stop_dump(name.encode())
+
+
+def in_fresh_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` run in a new thread, this one waiting: its result, or its exception raised here.
+
+    glibc gives a thread that allocates first an arena of its own while every arena is
+    held by a live thread, so ``fn``'s allocations start from an empty heap, the same
+    whatever this thread allocated before (the calling thread stays alive, keeping
+    its arena). The new thread starts only once this one is parked in ``join``, and the
+    switch interval is raised meanwhile: this thread never asks for the GIL while
+    ``fn`` runs.
+    """
+    result: list[T] = []
+    failure: list[BaseException] = []
+    go = threading.Event()
+
+    def body() -> None:
+        go.wait()
+        try:
+            result.append(fn(*args))
+        except BaseException as e:  # re-raised in the caller's thread
+            failure.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        thread = threading.Thread(target=body, name="causal-bench-counted", daemon=True)
+        thread.start()
+        go.set()
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _small_object(size_class: int, i: int) -> object:
+    """A new object that pymalloc serves from ``size_class`` >= 1 (blocks of 16 * (class + 1) bytes).
+
+    Neither kind has a free list of its own that would hold it back when it is freed.
+    """
+    if size_class == 1:
+        return 1_000_000 + i  # a one-digit int: 28 bytes
+    return bytes(16 * (size_class + 1) - 33)  # a bytes object of n bytes takes 33 + n
+
+
+def pin_small_object_pools() -> list[object]:
+    """Bring pymalloc to one state: for each size class, one pool holding one object. Keep the result alive.
+
+    pymalloc serves small objects from 16 KiB pools, one size class per pool. When a
+    call's objects are the only ones in their pool, every call empties the pool and
+    takes one again (the pool goes back to its arena, whose place in the arena list is
+    re-sorted); when the pool also holds an older object, nothing of that happens. Which
+    one a case gets depends on everything allocated before it: NumPy's ``loop`` moved
+    by 0.1% between two checkouts that differed in one unused function. Here, for each
+    size class, objects are allocated until one whole pool is filled with them (a pool
+    that was empty: every pool still partly free before it is now full of them and
+    others' objects), then all but the first object of that pool are freed: the class's
+    only usable pool is then that one, holding one object, its free list in the same
+    order in every run. Returns what must stay alive while the calls are counted
+    (the first object of each pool, and the filler objects in the other pools).
+    Where pymalloc is not in use (``PYTHONMALLOC``, a debug build), it does nothing.
+    """
+    if os.environ.get("PYTHONMALLOC", "pymalloc") != "pymalloc" or hasattr(sys, "gettotalrefcount"):
+        return []
+    keep: list[object] = []
+    mask = ~(POOL_SIZE - 1)
+    for size_class in range(1, SIZE_CLASSES):
+        capacity = (POOL_SIZE - POOL_HEADER) // (16 * (size_class + 1))
+        run: list[object] = []
+        base = -1
+        for i in range(POOL_SEARCH * capacity):
+            obj = _small_object(size_class, i)
+            pool = id(obj) & mask
+            if pool != base:
+                keep.extend(run)
+                run, base = [], pool
+            run.append(obj)
+            if len(run) == capacity:  # a whole pool, all of it allocated here: it was empty
+                keep.append(run[0])
+                del obj
+                del run[1:]  # freed last first: the pool's free list is the same every time
+                break
+        else:
+            keep.extend(run)  # no empty pool found: what was allocated stays, nothing pinned
+    return keep
+
+
+def pinned_input(x: Any) -> Any:
+    """A copy of the host array ``x`` whose data starts on a page boundary (``INPUT_ALIGNMENT``).
+
+    Where an array starts decides the head and tail paths of vectorised loops and of
+    memcpy; a fresh array's address depends on what the process allocated before.
+    """
+    import numpy as np
+
+    raw = np.empty(x.nbytes + INPUT_ALIGNMENT, dtype=np.uint8)
+    skip = -raw.ctypes.data % INPUT_ALIGNMENT
+    pinned = raw[skip : skip + x.nbytes].view(x.dtype).reshape(x.shape)
+    pinned[...] = x
+    return pinned
 
 
 def dispatch_levels() -> dict[str, str]:

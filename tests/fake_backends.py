@@ -15,10 +15,12 @@ what the test set) make chosen cases fail the way real frameworks do:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any, ClassVar
 
 from backends._common import HostBackend, forms_table
@@ -181,46 +183,62 @@ class OffByTolerance(NumpyBackend):
         return Built(lambda: wrong.copy(), built.compile_s, built.notes)
 
 
-# -- Planted: a known extra fraction of counted work, the counted gate's test subject -------
+# -- Planted: a known extra amount of counted work, the counted gate's test subject ----------
 #
 # ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:Planted`` adds the backend ``planted``: NumPy's
-# adapter, whose every call also does deterministic extra work sized as ``CAUSAL_BENCH_PLANT``
-# (a fraction, default 0; read when a case is built) of the call's own instructions. Counted
-# runs (``--metric instructions``) see it exactly; ``scripts/gatebench.py`` uses it through
-# ``python -m suite run --metric instructions --backends planted``. The size comes from a
-# model of a NumPy cumsum call's instructions, counted under callgrind with NumPy 2.4 and
-# CPython 3.11: about 50,400 per call plus 11.2 per element; the extra work is
-# ``sum(range(k))``, about 174 instructions per step. Other versions shift the model, not
-# the determinism: the same fraction plants the same work in every run.
+# adapter (its idioms and its variants), whose every call also runs ``sum(repeat(1, steps))``,
+# deterministic extra work that costs the same number of instructions per step whatever
+# the case (no allocation: ``repeat`` hands out one object). ``CAUSAL_BENCH_PLANT_STEPS``
+# (read when a case is built) says how many steps: a JSON object from plant ids
+# (``plant_id``: the case key without its backend and what follows its precision) to
+# steps, ``"*"`` for any case not named; unset or empty, 0. With 0 the call path is the
+# same (the sum runs over nothing), so the base and a planted run differ in the steps
+# alone. The steps are sized by count, not by a model: ``scripts/gatebench.py`` counts
+# each case with 0 steps and with ``CALIBRATION_STEPS``, whose difference is exactly
+# the instructions of that many steps (counts are deterministic and the cost linear),
+# and plants ``round(fraction * base / per_step)`` steps in each case.
 
 PLANTED_PLUGIN = "tests.fake_backends:Planted"
-PLANT_ENV = "CAUSAL_BENCH_PLANT"
-CALL_INSTRUCTIONS = 50_400.0
-ELEMENT_INSTRUCTIONS = 11.2
-STEP_INSTRUCTIONS = 174.0
+PLANT_STEPS_ENV = "CAUSAL_BENCH_PLANT_STEPS"
+#: Steps of the calibration run: enough that the per-step cost is read to 1e-4 or better.
+CALIBRATION_STEPS = 20_000
 
 
-def plant_steps(fraction: float, elements: int) -> int:
-    """Steps of ``sum(range(k))`` that add ``fraction`` of a call's modelled instructions."""
-    return round(fraction * (CALL_INSTRUCTIONS + ELEMENT_INSTRUCTIONS * elements) / STEP_INSTRUCTIONS)
+def plant_id(key: str) -> str:
+    """The plant's name for a case key: ``planted:cumsum[staged]:4x16x32:float32:ieee:normal@instructions``
+    -> ``cumsum[staged]:4x16x32:float32:ieee``."""
+    return ":".join(key.split("@")[0].split(":")[1:5])
+
+
+def plant_steps(plant: Mapping[str, int], key: str) -> int:
+    """Steps planted in the case of ``key``: its own entry, else ``"*"``, else 0."""
+    return int(plant.get(plant_id(key), plant.get("*", 0)))
+
+
+def steps_for(fraction: float, base: float, per_step: float) -> int:
+    """Steps that add ``fraction`` of ``base`` instructions at ``per_step`` instructions a step."""
+    return max(0, round(fraction * base / per_step)) if per_step > 0 else 0
 
 
 class Planted(NumpyBackend):
     name = "planted"
 
-    def build(self, form: str, x: Any, precision: str) -> Built:
-        built = super().build(form, x, precision)
-        fraction = float(os.environ.get(PLANT_ENV, "0") or 0)
-        if fraction < 0:
-            raise ValueError(f"{PLANT_ENV} must be a fraction >= 0, got {fraction}")
-        plain, steps = built.fn, plant_steps(fraction, int(x.size))
+    def build_case(self, form: str, x: Any, precision: str, kernel: str = "", variant: str = "") -> Built:
+        built = super().build_case(form, x, precision, kernel, variant)
+        plant = json.loads(os.environ.get(PLANT_STEPS_ENV) or "{}")
+        label = f"{form}[{variant}]" if variant else form
+        B, T, C = x.shape
+        key = f"{self.name}:{label}:{B}x{T}x{C}:{self.dtype_name(x)}:{precision}"
+        plain, steps = built.fn, plant_steps(plant, key)
+        if steps < 0:
+            raise ValueError(f"{PLANT_STEPS_ENV}: steps must be >= 0, got {steps} for {plant_id(key)}")
 
         def planted() -> Any:
             out = plain()
-            sum(range(steps))
+            sum(repeat(1, steps))
             return out
 
-        return Built(planted, built.compile_s, f"{built.notes} planted {fraction:.2%}".strip())
+        return Built(planted, built.compile_s, f"{built.notes} planted {steps} steps".strip())
 
 
 # -- FakeGpuBackend: a backend whose cases a fleet places on a GPU, with no GPU ----------------

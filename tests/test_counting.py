@@ -7,19 +7,33 @@ Counted cases stay tiny (2x8x4); torch, 14 s to start under valgrind, is counted
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from suite.callgrind import CallgrindDump, grown_functions, read_dump
 from suite.cli import main
-from suite.counting import COUNTED_CALLS, MISSING_VALGRIND, counting_env, valgrind_command
+from suite.counting import (
+    COUNTED_CALLS,
+    INPUT_ALIGNMENT,
+    MISSING_VALGRIND,
+    MMAP_THRESHOLD,
+    SIZE_CLASSES,
+    SWITCH_INTERVAL_S,
+    counting_env,
+    in_fresh_thread,
+    pin_small_object_pools,
+    pinned_input,
+    valgrind_command,
+)
 from suite.results import load_run
-from tests.fake_backends import PLANT_ENV, PLANTED_PLUGIN
+from tests.fake_backends import CALIBRATION_STEPS, PLANT_STEPS_ENV, PLANTED_PLUGIN, plant_id, steps_for
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE = os.environ.get("CAUSAL_BENCH_REQUIRE_VALGRIND") == "1"
@@ -74,6 +88,42 @@ def test_counting_env_pins_threads_hash_and_dispatch() -> None:
     assert "--instr-atstart=no" in cmd and "--D1=32768,8,64" in cmd and cmd[-1] == "python"
 
 
+def test_counting_env_fixes_the_mmap_threshold_and_keeps_other_tunables() -> None:
+    env = counting_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=1"})
+    assert env["GLIBC_TUNABLES"] == f"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+    assert counting_env({})["GLIBC_TUNABLES"] == f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+
+
+def test_in_fresh_thread_returns_raises_and_restores_the_switch_interval() -> None:
+    interval = sys.getswitchinterval()
+    seen: list[str] = []
+
+    def work(a: int, b: int) -> int:
+        seen.append(threading.current_thread().name)
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S
+        return a + b
+
+    assert in_fresh_thread(work, 2, 3) == 5 and seen[0] != threading.current_thread().name
+    with pytest.raises(ZeroDivisionError):
+        in_fresh_thread(lambda: 1 // 0)
+    assert sys.getswitchinterval() == interval
+
+
+def test_pinned_input_is_an_equal_copy_on_a_page() -> None:
+    np = pytest.importorskip("numpy")
+    x = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5)[:, 1:]
+    pinned = pinned_input(x)
+    assert pinned.ctypes.data % INPUT_ALIGNMENT == 0 and pinned.flags.c_contiguous
+    assert pinned.dtype == x.dtype and np.array_equal(pinned, x)
+
+
+def test_pin_small_object_pools_keeps_objects_and_skips_without_pymalloc(monkeypatch) -> None:
+    kept = pin_small_object_pools()
+    assert len(kept) >= SIZE_CLASSES - 1  # at least one anchor per size class
+    monkeypatch.setenv("PYTHONMALLOC", "malloc")
+    assert pin_small_object_pools() == []
+
+
 @pytest.fixture(scope="module")
 def valgrind_here() -> None:
     missing = [tool for tool in ("valgrind", "gcc") if shutil.which(tool) is None]
@@ -93,18 +143,34 @@ def count(out: Path, *flags: str, env: dict[str, str] | None = None) -> subproce
     )
 
 
+#: The plant the tests size and check: 2% of the case's count.
+PLANT = 0.02
+#: An environment variable long enough to move what the interpreter allocates at start-up.
+PAD_ENV = "CAUSAL_BENCH_TEST_PAD"
+
+
 @pytest.fixture(scope="module")
 def planted_runs(tmp_path_factory: pytest.TempPathFactory, valgrind_here: None) -> dict[str, Path]:
-    """numpy cumsum counted twice, and the planted backend at 0 and at +5%."""
+    """numpy and planted cumsum counted twice with nothing planted (the second time with a longer
+    environment), then the planted backend with CALIBRATION_STEPS steps, then with the steps
+    that add PLANT of its count, sized from those two (as scripts/gatebench.py sizes them)."""
     base = tmp_path_factory.mktemp("counted")
     runs: dict[str, Path] = {}
-    for name, plant in (("first", "0"), ("second", "0"), ("planted", "0.05")):
+
+    def counted(name: str, plant: dict[str, int], **env: str) -> None:
         runs[name] = base / name
         done = count(
             runs[name], "--backends", "numpy,planted", "--forms", "cumsum",
-            env={"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_ENV: plant},
+            env={"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_STEPS_ENV: json.dumps(plant), **env},
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
+
+    counted("first", {})
+    counted("second", {}, **{PAD_ENV: "x" * 3000})
+    counted("calibrate", {"*": CALIBRATION_STEPS})
+    plain, more = ok_row(runs["first"], "planted"), ok_row(runs["calibrate"], "planted")
+    per_step = (more.instructions - plain.instructions) / CALIBRATION_STEPS
+    counted("planted", {plant_id(plain.key): steps_for(PLANT, plain.instructions, per_step)})
     return runs
 
 
@@ -130,9 +196,25 @@ def test_the_same_case_counted_twice_agrees_within_a_tenth_of_a_percent(planted_
     assert a.machine == b.machine
 
 
-def test_planted_work_raises_the_count(planted_runs: dict[str, Path]) -> None:
-    plain, planted = ok_row(planted_runs["first"], "planted"), ok_row(planted_runs["planted"], "planted")
-    assert 1.02 < planted.instructions / plain.instructions < 1.15
+def test_the_environment_does_not_move_the_count(planted_runs: dict[str, Path]) -> None:
+    """The second run's 3000-byte extra variable moves everything the interpreter allocates at
+    start-up; the counted calls run in a heap of their own (suite.count_worker, Hook.count), so
+    the count is the same to the instruction. Before that, this moved NumPy cumsum 2x8x4 by 0.56%."""
+    for backend in ("numpy", "planted"):
+        a, b = ok_row(planted_runs["first"], backend), ok_row(planted_runs["second"], backend)
+        assert b.instructions == a.instructions, backend
+
+
+def test_planted_work_raises_the_count_by_its_nominal_fraction(planted_runs: dict[str, Path]) -> None:
+    plain, more = ok_row(planted_runs["first"], "planted"), ok_row(planted_runs["calibrate"], "planted")
+    planted = ok_row(planted_runs["planted"], "planted")
+    per_step = (more.instructions - plain.instructions) / CALIBRATION_STEPS
+    assert 5 < per_step < 100  # a step of sum(repeat(1, n)): a few dozen instructions
+    # sized by count: the plant lands on 2% to the rounding of one step (a step is 0.13% of this
+    # tiny case's count; of gatebench's smallest, 0.06%)
+    step = per_step / plain.instructions
+    assert planted.instructions / plain.instructions - 1 == pytest.approx(PLANT, abs=step / 2 + 1e-9)
+    assert planted.instructions / plain.instructions - 1 == pytest.approx(PLANT, abs=1e-3)
     # numpy's own row did not move: the planted work is the plant's alone
     numpy_ratio = (
         ok_row(planted_runs["planted"], "numpy").instructions / ok_row(planted_runs["first"], "numpy").instructions

@@ -54,13 +54,29 @@ def test_plan_gives_the_comparisons_asked_for_in_disjoint_rounds(gatebench: Modu
     assert order.index("0.1") < 10 and order[::-1].index("0.25") < 10  # spread over the session
 
 
+PER_STEP = 37.25  # the fake plant's instructions per step
+
+
+def fake_count_runner(calls: list[dict[str, int]], ts: tuple[int, ...] = (16, 32)):
+    """Counts as a counted run would give them: a base per case plus PER_STEP a planted step."""
+    from tests.fake_backends import plant_steps
+
+    def runner(plant, out: Path) -> dict[str, float]:
+        calls.append(dict(plant))
+        keys = [
+            f"planted:{f}:4x{t}x32:float32:ieee:normal@instructions" for t in ts for f in ("cumsum", "cumsum[staged]")
+        ]
+        return {
+            k: 1e5 * (1 + ts.index(int(k.split(":")[2].split("x")[1]))) + PER_STEP * plant_steps(plant, k) for k in keys
+        }
+
+    return runner
+
+
 def test_counts_mode_with_an_injected_runner(gatebench: ModuleType, tmp_path: Path, monkeypatch, capsys) -> None:
-    calls: list[float] = []
+    from tests.fake_backends import CALIBRATION_STEPS
 
-    def runner(fraction: float, out: Path) -> dict[str, float]:
-        calls.append(fraction)
-        return {f"planted:cumsum:4x{t}x32:float32:ieee:normal@instructions": 1e6 * t * (1 + fraction) for t in (16, 32)}
-
+    calls: list[dict[str, int]] = []
     hogs: list[float] = []
 
     def fake_hog(duty: float, limit: float) -> None:
@@ -68,15 +84,35 @@ def test_counts_mode_with_an_injected_runner(gatebench: ModuleType, tmp_path: Pa
 
     monkeypatch.setattr(gatebench, "start_hog", fake_hog)
     argv = ["--mode", "counts", "--pairs-aa", "4", "--pairs-plant", "2", "--out", str(tmp_path)]
-    assert gatebench.main(argv, count_runner=runner) == 0
-    assert calls == [0.0] * 8 + [0.0, 0.02] * 2 + [0.0, 0.01] * 2
+    assert gatebench.main(argv, count_runner=fake_count_runner(calls)) == 0
+    # the calibration (nothing, then CALIBRATION_STEPS everywhere), 4 A/A pairs, 2 pairs per plant
+    assert calls[:2] == [{}, {"*": CALIBRATION_STEPS}] and calls[2:10] == [{}] * 8
+    two, one = calls[11], calls[15]
+    assert calls[10::2] == [{}] * 4 and calls[11:14:2] == [two, two] and calls[15:18:2] == [one, one]
+    # each case its own steps: 2% of 1e5 at 37.25 a step is 53.69 -> 54 steps, of 2e5 107.38 -> 107
+    assert two == {"cumsum:4x16x32:float32:ieee": 54, "cumsum[staged]:4x16x32:float32:ieee": 54,
+                   "cumsum:4x32x32:float32:ieee": 107, "cumsum[staged]:4x32x32:float32:ieee": 107}  # fmt: skip
+    assert one["cumsum:4x32x32:float32:ieee"] == 54
     assert hogs == [0.0, 1.0, 1.0]  # no --load, then a full hog for each of half the A/A pairs
     text = (tmp_path / "counts-load0.md").read_text()
-    assert "| A/A | 4 | 0/4 = 0.0%" in text and "| A/A, CPU hog on the other core | 4 | 0/4" in text
-    assert "| 2% planted | 4 | 4/4 = 100.0%" in text and "| 1% planted | 4 | 4/4" in text
-    assert "Same case counted twice: 8/8 within 0.1%" in text
+    assert "| A/A | 8 | 0/8 = 0.0%" in text and "| A/A, CPU hog on the other core | 8 | 0/8" in text
+    assert "| 2% planted | 8 | 8/8 = 100.0%" in text and "| 1% planted | 8 | 8/8" in text
+    assert "Same case counted twice: 16/16 within 0.1%" in text
+    assert "per step (37.250 to 37.250 instructions)" in text and "2% planted: sized to +1.993% to +2.012%" in text
     raw = json.loads((tmp_path / "counts-load0-samples.json").read_text())
-    assert len(raw["counts"]) == 16 and raw["counts"][0]["base"] == 16e6
+    assert len(raw["counts"]) == 32 and raw["counts"][0]["base"] == 1e5
+    assert raw["info"]["calibration"]["planted:cumsum:4x32x32:float32:ieee:normal@instructions"]["per_step"] == PER_STEP
+    # every planted comparison lands on its nominal size, to the rounding of one step
+    for c in raw["counts"]:
+        nominal = 0.02 if c["scenario"] == "2% planted" else 0.01 if c["scenario"] == "1% planted" else 0.0
+        assert c["head"] / c["base"] - 1 == pytest.approx(nominal, abs=PER_STEP / 2 / c["base"] + 1e-12)
+    # the stored file judges again, here at two counted thresholds
+    capsys.readouterr()
+    path = tmp_path / "counts-load0-samples.json"
+    assert gatebench.main(["--rejudge", str(path), "--thresholds", "0.005,0.015"]) == 0
+    out = capsys.readouterr().out
+    assert "### Counted threshold 0.5%" in out and "### Counted threshold 1.5%" in out
+    assert out.count("| 1% planted | 8 | 8/8") == 1 and "| 1% planted | 8 | 0/8" in out
 
 
 def test_pair_plan_gives_the_comparisons_asked_for(gatebench: ModuleType) -> None:
@@ -128,3 +164,27 @@ def test_pairs_mode_measures_every_condition_in_every_round(gatebench: ModuleTyp
         assert len(by_key["numpy:cumsum:2x8x4:float32:ieee:normal"]) == 2  # one entry per round
     text = (tmp_path / "pairs-load0.md").read_text()
     assert "| A/A | 1 |" in text and "| 10% planted | 1 |" in text and "1 processes" in text
+
+
+def test_counts_default_pairs_reach_the_issues_trials(gatebench: ModuleType, tmp_path: Path, monkeypatch) -> None:
+    assert gatebench.default_pairs(20) == (2, 2)  # the default sizes: 10, each idiom and staged
+    assert gatebench.default_pairs(8) == (6, 4)
+    assert gatebench.default_pairs(1) == (40, 30)
+    for cases in range(1, 41):
+        aa, plant = gatebench.default_pairs(cases)
+        assert aa % 2 == 0 and aa // 2 * cases >= 20 and plant * cases >= 30
+    monkeypatch.setattr(gatebench, "start_hog", lambda duty, limit: None)
+    calls: list[dict[str, int]] = []
+    assert gatebench.main(["--mode", "counts", "--out", str(tmp_path)], count_runner=fake_count_runner(calls)) == 0
+    text = (tmp_path / "counts-load0.md").read_text()  # 4 cases: 10 A/A pairs, 8 per plant
+    assert "| A/A | 20 |" in text and "| A/A, CPU hog on the other core | 20 |" in text
+    assert "| 2% planted | 32 |" in text and "| 1% planted | 32 |" in text
+    assert len(calls) == 2 + 2 * (10 + 8 + 8)
+
+
+def test_counts_calibration_refuses_a_plant_that_adds_nothing(gatebench: ModuleType, tmp_path: Path) -> None:
+    def runner(plant, out: Path) -> dict[str, float]:
+        return {"planted:cumsum[staged]:4x16x32:float32:ieee:normal@instructions": 1e5}  # the plant never lands
+
+    with pytest.raises(RuntimeError, match="added nothing to planted:cumsum\\[staged\\]"):
+        gatebench.calibrate(runner, tmp_path)
