@@ -209,10 +209,12 @@ class Session:
         cases = [c for c in spec.cases() if c.key not in finished]
         log = RowLog(self.out / CSV_NAME, resume=self.resume)
         infos: dict[str, BackendInfo] = {}
-        # The canary's reference is taken after the ceilings, just before the first case.
+        # The canary's reference is taken after the ceilings, just before the first case. Counted
+        # cases need none: a count does not move with the machine's speed.
+        counted = any(c.metric == COUNTED for c in cases)
         canary = (
             Canary(limit=options.drift_limit, cpus=worker_cpus(options))
-            if options.drift_limit > 0 and options.measure and not options.cluster
+            if options.drift_limit > 0 and options.measure and not options.cluster and not counted
             else None
         )
         if canary is not None:

@@ -187,6 +187,7 @@ def test_counted_row_has_per_call_counts_and_its_file(planted_runs: dict[str, Pa
     assert 0 < row.ll_misses <= row.l1_misses < row.instructions < row.est_cycles
     assert row.machine.startswith("sim-") and row.rel_err < row.tol
     assert read_dump(planted_runs["first"] / row.counts).instructions == pytest.approx(row.instructions * COUNTED_CALLS)
+    assert not row.drifted and "canary" not in row.reason  # a count does not move with the machine's speed
 
 
 def test_the_same_case_counted_twice_agrees_within_a_tenth_of_a_percent(planted_runs: dict[str, Path]) -> None:
