@@ -18,9 +18,10 @@ which ``--isolation`` can switch off for an A/B (``scripts/isolation_ab.py``):
 - ``layout``: the worker is born with address-space randomisation off
   (``personality(ADDR_NO_RANDOMIZE)``, as ``setarch -R`` does), so every worker of a run
   gets the same stack, heap and library addresses and the same memory-layout luck. Off
-  by default: it trades variance between processes for a layout bias shared by all of
-  them (results/tuning/layout.md measures both). Where the kernel refuses the call (a
-  container's seccomp filter), the row's reason says so.
+  by default and not yet measured: it would trade variance between processes for a
+  layout bias shared by all of them (``scripts/isolation_ab.py`` with ``--rounds`` in
+  the sweep reports the spread between processes of each configuration). Where the
+  kernel refuses the call (a container's seccomp filter), the row's reason says so.
 - ``passive``: the worker's OpenMP threads sleep at once when idle
   (``OMP_WAIT_POLICY=PASSIVE``, ``KMP_BLOCKTIME=0``). Off by default: the runner
   already closes idle workers, so it would only change how the measured library
