@@ -88,10 +88,11 @@ def test_counting_env_pins_threads_hash_and_dispatch() -> None:
     assert "--instr-atstart=no" in cmd and "--D1=32768,8,64" in cmd and cmd[-1] == "python"
 
 
-def test_counting_env_fixes_the_mmap_threshold_and_keeps_other_tunables() -> None:
-    env = counting_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=1"})
-    assert env["GLIBC_TUNABLES"] == f"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
-    assert counting_env({})["GLIBC_TUNABLES"] == f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+def test_counting_env_fixes_malloc_and_keeps_other_tunables() -> None:
+    ours = f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:glibc.malloc.tcache_count=0"
+    env = counting_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=7:glibc.cpu.x86_rep_movsb_threshold=4096"})
+    assert env["GLIBC_TUNABLES"] == f"glibc.cpu.x86_rep_movsb_threshold=4096:{ours}"
+    assert counting_env({})["GLIBC_TUNABLES"] == ours
 
 
 def test_in_fresh_thread_returns_raises_and_restores_the_switch_interval() -> None:
