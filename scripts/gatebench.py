@@ -385,9 +385,13 @@ def render_counts(counted: Sequence[Counted], thresholds: Sequence[float], info:
         f"Command: `{info['command']}`  ",
         f"Machine: {info['machine']}; {info['elapsed_s']:.0f} s in all.  ",
         f"Each pair: `suite run --metric instructions` on `planted` (sizes {info['sizes']}, {cases} cases) with no "
-        "planted work, then with the scenario's; every case of the pair is one comparison "
-        f"({info.get('pairs_aa', '?')} A/A pairs, half with a CPU hog; {info.get('pairs_plant', '?')} pairs per "
-        "plant). Rule: slower beyond the counted threshold, no test.  ",
+        "planted work, then with the scenario's; every case of the pair is one comparison"
+        + (
+            f" ({info['pairs_aa']} A/A pairs, half with a CPU hog; {info['pairs_plant']} pairs per plant)"
+            if "pairs_aa" in info
+            else ""
+        )
+        + ". Rule: slower beyond the counted threshold, no test.  ",
         *plant_lines(info),
     ]
     for threshold in thresholds:
