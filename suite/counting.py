@@ -42,7 +42,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +73,12 @@ NUMPY_ABOVE_V3 = ("X86_V4", "AVX512F", "AVX512CD", "AVX512_SKX", "AVX512_CLX", "
 #: mmapped block freed, so a large array freed before the calls would move later
 #: allocations from mmap to the heap.
 MMAP_THRESHOLD = 128 * 1024
+#: glibc's malloc in the counted worker (``GLIBC_TUNABLES``): the mmap threshold fixed, and no
+#: per-thread cache. That cache keeps freed blocks whatever arena they came from, so a
+#: thread that frees a block the main thread allocated hands it out again: the fresh
+#: threads' heaps (``in_fresh_thread``) would then hold blocks placed by whatever the
+#: process did at start-up (a longer environment moved them).
+MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}", "glibc.malloc.tcache_count=0")
 #: The GIL's switch interval while a fresh thread runs (``in_fresh_thread``): the waiting
 #: thread never asks for the GIL, so no hand-over lands among the counted calls.
 SWITCH_INTERVAL_S = 1000.0
@@ -173,9 +179,16 @@ def counting_env(base: Mapping[str, str]) -> dict[str, str]:
         ),
     )
     env.pop("OPENBLAS_L2_SIZE", None)  # a host's own cache hint would change OpenBLAS's blocking
-    tunables = [t for t in base.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith("glibc.malloc.mmap_")]
-    env["GLIBC_TUNABLES"] = ":".join([*tunables, f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"])
+    env["GLIBC_TUNABLES"] = ":".join(
+        [*tunables_except(base.get("GLIBC_TUNABLES", ""), MALLOC_TUNABLES), *MALLOC_TUNABLES]
+    )
     return env
+
+
+def tunables_except(tunables: str, ours: Sequence[str]) -> list[str]:
+    """``GLIBC_TUNABLES``'s entries but those that ``ours`` sets."""
+    names = {t.split("=", 1)[0] for t in ours}
+    return [t for t in tunables.split(":") if t and t.split("=", 1)[0] not in names]
 
 
 def valgrind_command(out_file: Path, argv: list[str]) -> list[str]:

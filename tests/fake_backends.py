@@ -15,12 +15,14 @@ what the test set) make chosen cases fail the way real frameworks do:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping
 from itertools import repeat
+from pathlib import Path
 from typing import Any, ClassVar
 
 from backends._common import HostBackend, forms_table
@@ -186,22 +188,34 @@ class OffByTolerance(NumpyBackend):
 # -- Planted: a known extra amount of counted work, the counted gate's test subject ----------
 #
 # ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:Planted`` adds the backend ``planted``: NumPy's
-# adapter (its idioms and its variants), whose every call also runs ``sum(repeat(1, steps))``,
+# adapter (its idioms and its variants), whose every call also runs ``sum(repeat(0, steps))``,
 # deterministic extra work that costs the same number of instructions per step whatever
-# the case (no allocation: ``repeat`` hands out one object). ``CAUSAL_BENCH_PLANT_STEPS``
-# (read when a case is built) says how many steps: a JSON object from plant ids
-# (``plant_id``: the case key without its backend and what follows its precision) to
-# steps, ``"*"`` for any case not named; unset or empty, 0. With 0 the call path is the
-# same (the sum runs over nothing), so the base and a planted run differ in the steps
-# alone. The steps are sized by count, not by a model: ``scripts/gatebench.py`` counts
-# each case with 0 steps and with ``CALIBRATION_STEPS``, whose difference is exactly
-# the instructions of that many steps (counts are deterministic and the cost linear),
-# and plants ``round(fraction * base / per_step)`` steps in each case.
+# the case (no allocation: ``repeat`` hands out one object, and the sum stays 0, a cached
+# int). ``CAUSAL_BENCH_PLANT_FILE`` (read when a case is built) names a JSON file from
+# plant ids (``plant_id``: the case key without its backend and what follows its
+# precision) to steps, ``"*"`` for any case not named; unset, 0. With 0 the call path is
+# the same (the sum runs over nothing), so the base and a planted run differ in the steps
+# alone; a file, not the steps themselves, so that the environment of a planted run is as
+# long as that of a plain one (a longer environment moves what the interpreter allocates,
+# results/tuning/counting.md). The steps are sized by count, not by a model:
+# ``scripts/gatebench.py`` counts each case with 0 steps and with ``CALIBRATION_STEPS``,
+# whose difference is exactly the instructions of that many steps (counts are
+# deterministic and the cost linear), and plants ``round(fraction * base / per_step)``
+# steps in each case.
 
 PLANTED_PLUGIN = "tests.fake_backends:Planted"
-PLANT_STEPS_ENV = "CAUSAL_BENCH_PLANT_STEPS"
+PLANT_FILE_ENV = "CAUSAL_BENCH_PLANT_FILE"
 #: Steps of the calibration run: enough that the per-step cost is read to 1e-4 or better.
 CALIBRATION_STEPS = 20_000
+
+
+def write_plant(folder: Path, plant: Mapping[str, int]) -> Path:
+    """``plant`` as a file in ``folder`` whose name has the same length whatever the plant."""
+    text = json.dumps(dict(plant), sort_keys=True)
+    path = folder / f"plant-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def plant_id(key: str) -> str:
@@ -225,17 +239,18 @@ class Planted(NumpyBackend):
 
     def build_case(self, form: str, x: Any, precision: str, kernel: str = "", variant: str = "") -> Built:
         built = super().build_case(form, x, precision, kernel, variant)
-        plant = json.loads(os.environ.get(PLANT_STEPS_ENV) or "{}")
+        where = os.environ.get(PLANT_FILE_ENV)
+        plant = json.loads(Path(where).read_text(encoding="utf-8")) if where else {}
         label = f"{form}[{variant}]" if variant else form
         B, T, C = x.shape
         key = f"{self.name}:{label}:{B}x{T}x{C}:{self.dtype_name(x)}:{precision}"
         plain, steps = built.fn, plant_steps(plant, key)
         if steps < 0:
-            raise ValueError(f"{PLANT_STEPS_ENV}: steps must be >= 0, got {steps} for {plant_id(key)}")
+            raise ValueError(f"{PLANT_FILE_ENV}: steps must be >= 0, got {steps} for {plant_id(key)}")
 
         def planted() -> Any:
             out = plain()
-            sum(repeat(1, steps))
+            sum(repeat(0, steps))
             return out
 
         return Built(planted, built.compile_s, f"{built.notes} planted {steps} steps".strip())

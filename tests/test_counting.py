@@ -7,7 +7,6 @@ Counted cases stay tiny (2x8x4); torch, 14 s to start under valgrind, is counted
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ from suite.counting import (
     valgrind_command,
 )
 from suite.results import load_run
-from tests.fake_backends import CALIBRATION_STEPS, PLANT_STEPS_ENV, PLANTED_PLUGIN, plant_id, steps_for
+from tests.fake_backends import CALIBRATION_STEPS, PLANT_FILE_ENV, PLANTED_PLUGIN, plant_id, steps_for, write_plant
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE = os.environ.get("CAUSAL_BENCH_REQUIRE_VALGRIND") == "1"
@@ -88,10 +87,11 @@ def test_counting_env_pins_threads_hash_and_dispatch() -> None:
     assert "--instr-atstart=no" in cmd and "--D1=32768,8,64" in cmd and cmd[-1] == "python"
 
 
-def test_counting_env_fixes_the_mmap_threshold_and_keeps_other_tunables() -> None:
-    env = counting_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=1"})
-    assert env["GLIBC_TUNABLES"] == f"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
-    assert counting_env({})["GLIBC_TUNABLES"] == f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+def test_counting_env_fixes_malloc_and_keeps_other_tunables() -> None:
+    ours = f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:glibc.malloc.tcache_count=0"
+    env = counting_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=7:glibc.cpu.x86_rep_movsb_threshold=4096"})
+    assert env["GLIBC_TUNABLES"] == f"glibc.cpu.x86_rep_movsb_threshold=4096:{ours}"
+    assert counting_env({})["GLIBC_TUNABLES"] == ours
 
 
 def test_in_fresh_thread_returns_raises_and_restores_the_switch_interval() -> None:
@@ -158,10 +158,11 @@ def planted_runs(tmp_path_factory: pytest.TempPathFactory, valgrind_here: None) 
     runs: dict[str, Path] = {}
 
     def counted(name: str, plant: dict[str, int], **env: str) -> None:
-        runs[name] = base / name
+        runs[name] = base / f"run{len(runs)}"  # folders of one length: the same arguments' size
+        plant_file = str(write_plant(base / "plants", plant))
         done = count(
             runs[name], "--backends", "numpy,planted", "--forms", "cumsum",
-            env={"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_STEPS_ENV: json.dumps(plant), **env},
+            env={"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_FILE_ENV: plant_file, **env},
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
 
@@ -210,7 +211,7 @@ def test_planted_work_raises_the_count_by_its_nominal_fraction(planted_runs: dic
     plain, more = ok_row(planted_runs["first"], "planted"), ok_row(planted_runs["calibrate"], "planted")
     planted = ok_row(planted_runs["planted"], "planted")
     per_step = (more.instructions - plain.instructions) / CALIBRATION_STEPS
-    assert 5 < per_step < 100  # a step of sum(repeat(1, n)): a few dozen instructions
+    assert 5 < per_step < 100  # a step of sum(repeat(0, n)): a few dozen instructions
     # sized by count: the plant lands on 2% to the rounding of one step (a step is 0.13% of this
     # tiny case's count; of gatebench's smallest, 0.06%)
     step = per_step / plain.instructions

@@ -188,3 +188,12 @@ def test_counts_calibration_refuses_a_plant_that_adds_nothing(gatebench: ModuleT
 
     with pytest.raises(RuntimeError, match="added nothing to planted:cumsum\\[staged\\]"):
         gatebench.calibrate(runner, tmp_path)
+
+
+def test_rejudge_reads_the_committed_counts_file(gatebench: ModuleType, capsys) -> None:
+    path = ROOT / "results" / "gatebench" / "power" / "counts-load0-samples.json"
+    counts = json.loads(path.read_text())["counts"]
+    assert gatebench.main(["--rejudge", str(path)]) == 0
+    out = capsys.readouterr().out
+    aa = sum(c["scenario"] == "A/A" for c in counts)
+    assert "### Counted threshold 0.5%" in out and f"| A/A | {aa} |" in out and "| 2% planted |" in out
