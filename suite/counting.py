@@ -174,6 +174,8 @@ def counting_env(base: Mapping[str, str]) -> dict[str, str]:
         # Inductor's C++ is built by g++ outside valgrind: -march=native would follow the host
         # (AVX-512 code valgrind 3.19 cannot run); its vector ISA follows ATEN_CPU_CAPABILITY.
         TORCHINDUCTOR_CPP_MARCH="haswell",
+        # One thread here too: without it Inductor loads even cached kernels on a thread pool.
+        TORCHINDUCTOR_COMPILE_THREADS="1",
         XLA_FLAGS=" ".join(
             filter(None, (base.get("XLA_FLAGS", ""), "--xla_cpu_max_isa=AVX2", "--xla_cpu_multi_thread_eigen=false"))
         ),
