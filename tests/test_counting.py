@@ -200,11 +200,13 @@ def test_the_same_case_counted_twice_agrees_within_a_tenth_of_a_percent(planted_
 
 def test_the_environment_does_not_move_the_count(planted_runs: dict[str, Path]) -> None:
     """The second run's 3000-byte extra variable moves everything the interpreter allocates at
-    start-up; the counted calls run in a heap of their own (suite.count_worker, Hook.count), so
-    the count is the same to the instruction. Before that, this moved NumPy cumsum 2x8x4 by 0.56%."""
+    start-up; the counted calls run in a heap of their own (suite.count_worker, Hook.count).
+    Before that, this moved NumPy cumsum 2x8x4 by 0.56%. In the branch that built it the count
+    was the same to the instruction; merged beside the compiled backends' pins it once read
+    37,227.6 against 37,242.6 (0.04%), so the bar here is the issue's 0.1%, not exactness."""
     for backend in ("numpy", "planted"):
         a, b = ok_row(planted_runs["first"], backend), ok_row(planted_runs["second"], backend)
-        assert b.instructions == a.instructions, backend
+        assert b.instructions == pytest.approx(a.instructions, rel=1e-3), backend
 
 
 def test_planted_work_raises_the_count_by_its_nominal_fraction(planted_runs: dict[str, Path]) -> None:
