@@ -74,6 +74,7 @@ from suite.track.power import (
     binned_table,
     count_table,
     detection_sets,
+    form_table,
     judge,
     judge_pairs,
 )
@@ -200,8 +201,7 @@ def render_time(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> s
     ]
     if warning := rounds_warning(r, info["alpha"]):
         lines += ["", f"> {warning}"]
-    for thr, judged in judged_by.items():
-        lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
+    lines += threshold_sections(judged_by)
     return "\n".join(lines) + "\n"
 
 
@@ -269,9 +269,17 @@ def rejudge(path: Path, thresholds: Sequence[float] | None, alpha: float, rounds
         "",
         f"Command: `python scripts/gatebench.py --rejudge {path}`",
     ]
+    lines += threshold_sections(judged_by)
+    return "\n".join(lines) + "\n"
+
+
+def threshold_sections(judged_by: dict[float, list[Judged]]) -> list[str]:
+    """Per threshold: the scenarios, detection by measured slowdown, and both by form."""
+    lines: list[str] = []
     for thr, judged in judged_by.items():
         lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
-    return "\n".join(lines) + "\n"
+        lines += ["", "By form:", "", *form_table(judged)]
+    return lines
 
 
 # -- pairs: the gate's design ------------------------------------------------------------
@@ -390,8 +398,7 @@ def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> 
     ]
     if warning := rounds_warning(r, info["alpha"], paired=True):
         lines += ["", f"> {warning}"]
-    for thr, judged in judged_by.items():
-        lines += ["", f"### Threshold {thr:.0%}", "", *power_scenarios(judged), "", *binned_table(judged)]
+    lines += threshold_sections(judged_by)
     return "\n".join(lines) + "\n"
 
 

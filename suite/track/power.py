@@ -156,6 +156,28 @@ def binned_table(judged: Sequence[Judged]) -> list[str]:
     return markdown_table(["measured slowdown (head/base)", "trials", "caught (slower)"], body)
 
 
+def form_of(key: str) -> str:
+    """The form of a case key (``numpy:cumsum:8x32x256:...`` -> ``cumsum``; a variant keeps its brackets)."""
+    parts = key.split(":")
+    return parts[1] if len(parts) > 1 else key
+
+
+def form_table(judged: Sequence[Judged]) -> list[str]:
+    """Per form: each scenario's slower rate (false alarms in A/A, catches otherwise) and the
+    spread of the ratios it measured, so a form the machine cannot time is seen apart from one it can."""
+    scenarios = list(dict.fromkeys(j.scenario for j in judged))
+    body = []
+    for form in dict.fromkeys(form_of(j.case) for j in judged):
+        cells = [form]
+        for name in scenarios:
+            ok = _judged([j for j in judged if j.scenario == name and form_of(j.case) == form])
+            ratios = [j.measured for j in ok if math.isfinite(j.measured)]
+            rate = _rate(sum(j.verdict == "slower" for j in ok), len(ok))
+            cells.append(f"{rate}; {min(ratios):.2f}-{max(ratios):.2f}" if ratios else rate)
+        body.append(cells)
+    return markdown_table(["form", *(f"{s}: slower; measured ratios" for s in scenarios)], body)
+
+
 @dataclass(frozen=True)
 class Counted:
     """One counted comparison: instructions per call of the base and the head."""

@@ -15,6 +15,7 @@ from suite.track.power import (
     binned_table,
     count_table,
     detection_sets,
+    form_table,
     judge,
     scenario_table,
 )
@@ -83,3 +84,21 @@ def test_count_table_counts_false_alarms_catches_and_the_agreement() -> None:
     text = "\n".join(count_table(counted, 0.005))
     assert "| A/A | 4 | 0/4 = 0.0%" in text and "| 1% planted | 2 | 1/2 = 50.0%" in text
     assert "Same case counted twice: 4/5 within 0.1%, largest difference 0.1500%." in text
+
+
+def test_form_table_keeps_each_form_apart() -> None:
+    judged = [
+        Judged("A/A", "numpy:cumsum:8x32x256:float32:ieee:normal", 1.01, "same"),
+        Judged("A/A", "numpy:loop:8x32x256:float32:ieee:normal", 1.30, "slower"),
+        Judged("10% planted", "numpy:cumsum:8x32x256:float32:ieee:normal", 1.12, "slower"),
+        Judged("10% planted", "numpy:loop:8x32x256:float32:ieee:normal", 0.90, "same"),
+        Judged("10% planted", "numpy:loop:8x128x256:float32:ieee:normal", 1.20, "inconclusive"),
+    ]
+    lines = form_table(judged)
+    assert lines[0].startswith("| form | A/A: slower; measured ratios | 10% planted: slower")
+    cumsum = next(line for line in lines if line.startswith("| cumsum"))
+    loop = next(line for line in lines if line.startswith("| loop"))
+    assert "0/1 = 0.0%" in cumsum and "1/1 = 100.0%" in cumsum and "1.12-1.12" in cumsum
+    # the inconclusive loop trial is left out of its rate and its ratios
+    assert "1/1 = 100.0%" in loop.split("|")[2] and "0/1 = 0.0%" in loop.split("|")[3]
+    assert "0.90-0.90" in loop
