@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -172,3 +173,58 @@ def run(
         raise
     _signal_group(proc.pid, signal.SIGKILL)  # anything the leader left behind in its group
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+#: What :func:`run_together` starts: argv, working folder, environment (None: this process's).
+Job = tuple[Sequence[str], Path | str | None, Mapping[str, str] | None]
+
+
+def run_together(
+    jobs: Sequence[Job], *, timeout: float | None = None, grace_s: float = GRACE_S
+) -> list[subprocess.CompletedProcess[str]]:
+    """:func:`run` of several processes at once, each in a session of its own; their results in order.
+
+    For work whose result does not depend on what runs beside it (a counted case: valgrind
+    counts the same with a CPU hog on the other core). Their output goes to temporary files,
+    so none can block on a full pipe while another is waited for. ``timeout`` bounds the
+    whole wait. On any way out but a normal end of all (the timeout, Ctrl-C, SIGTERM, any
+    exception), every group is stopped and waited for, as :func:`run` stops its one.
+    """
+    procs: list[subprocess.Popen[str]] = []
+    with contextlib.ExitStack() as files:
+        outs = [
+            (files.enter_context(tempfile.TemporaryFile("w+")), files.enter_context(tempfile.TemporaryFile("w+")))
+            for _ in jobs
+        ]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for (argv, cwd, env), (out, err) in zip(jobs, outs, strict=True):
+                procs.append(
+                    subprocess.Popen(
+                        list(argv),
+                        cwd=cwd,
+                        env=None if env is None else dict(env),
+                        stdout=out,
+                        stderr=err,
+                        text=True,
+                        start_new_session=True,
+                        preexec_fn=_dies_with(os.getpid()),
+                    )
+                )
+            for proc in procs:
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                try:
+                    proc.wait(left)
+                except subprocess.TimeoutExpired:
+                    raise subprocess.TimeoutExpired(proc.args, timeout or 0.0) from None
+        except BaseException:
+            for proc in procs:
+                stop(proc, grace_s)
+            raise
+        done = []
+        for proc, (out, err) in zip(procs, outs, strict=True):
+            _signal_group(proc.pid, signal.SIGKILL)  # anything a leader left behind in its group
+            out.seek(0)
+            err.seek(0)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read()))
+        return done

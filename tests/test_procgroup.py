@@ -106,3 +106,23 @@ def test_children_die_with_a_parent_killed_outright(mark: str) -> None:
     while _with_mark(mark) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _with_mark(mark) == []
+
+
+def test_run_together_runs_them_at_once_and_returns_each_output(mark: str, tmp_path: Path) -> None:
+    # Each waits for the other's file: one at a time would never finish (the timeout ends it).
+    a, b = tmp_path / "a", tmp_path / "b"
+    meet = "touch {mine}; while [ ! -e {other} ]; do sleep 0.05; done; echo {name}; echo e{name} >&2; exit {code}"
+    jobs: list[procgroup.Job] = [
+        (["sh", "-c", meet.format(mine=a, other=b, name="one", code=0)], tmp_path, _env(mark)),
+        (["sh", "-c", meet.format(mine=b, other=a, name="two", code=1)], None, _env(mark)),
+    ]
+    done = procgroup.run_together(jobs, timeout=60)
+    assert [(d.returncode, d.stdout, d.stderr) for d in done] == [(0, "one\n", "eone\n"), (1, "two\n", "etwo\n")]
+    assert _with_mark(mark) == []
+
+
+def test_run_together_stops_every_group_on_a_timeout(mark: str) -> None:
+    jobs: list[procgroup.Job] = [(["sh", "-c", TREE], None, _env(mark)), (["sh", "-c", "exit 0"], None, _env(mark))]
+    with pytest.raises(subprocess.TimeoutExpired):
+        procgroup.run_together(jobs, timeout=0.5, grace_s=1)
+    assert _with_mark(mark) == []

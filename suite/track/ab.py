@@ -12,6 +12,11 @@ into one row per case (``suite.rounds.merge_rows``, which ``suite run --rounds``
 uses too) and the two sides are compared with ``suite.track.compare``. A counted
 round's callgrind file is copied into its side's folder (:func:`write_side`), so the
 stored rows name files that exist there and ``compare`` lists the grown functions.
+Counted rounds (``--metric instructions``) run both sides at once
+(:func:`run_sides_together`): a count does not move with what runs beside it (no
+false alarm in 20 A/A comparisons with a CPU hog on the other core,
+results/gatebench/power/counts-load0.md), and on two cores that halves the gate's
+counted part. Timed rounds never share the machine.
 
 Every round's process runs in a process group of its own (``suite.procgroup``): when
 ``ab`` is interrupted (Ctrl-C, SIGTERM) or a round times out, the round's ``suite run``
@@ -156,6 +161,8 @@ def case_flags(case: Case) -> list[str]:
 
 #: A flag for ``suite run`` and its value (None for a switch).
 Flag = tuple[str, str | None]
+#: The flag that makes a round counted (``--metric instructions``).
+METRIC_FLAG = "--metric"
 
 
 def run_flags(args: Any) -> list[Flag]:
@@ -177,7 +184,7 @@ def run_flags(args: Any) -> list[Flag]:
     if args.threads is not None:
         flags.append(("--threads", str(args.threads)))
     if getattr(args, "metric", "time") != "time":
-        flags.append(("--metric", args.metric))
+        flags.append((METRIC_FLAG, args.metric))
     if args.no_isolate:
         flags.append(("--no-isolate", None))
     # Passed on only when not the default: a revision older than these flags runs its defaults.
@@ -211,23 +218,31 @@ def supported_flags(side: Side, flags: Sequence[Flag]) -> tuple[list[str], list[
     return argv, dropped
 
 
-def _run(side: Side, argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    """``python -m suite ARGV`` in the side's checkout, in a process group that is stopped on any way out."""
+def _env(side: Side) -> dict[str, str]:
     env = dict(os.environ)
     env.update(side.env)
     # The side's own code first, whatever this interpreter has installed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(side.cwd), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _run(side: Side, argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """``python -m suite ARGV`` in the side's checkout, in a process group that is stopped on any way out."""
     try:
-        return procgroup.run([sys.executable, "-m", "suite", *argv], cwd=side.cwd, env=env, timeout=timeout_s)
+        return procgroup.run([sys.executable, "-m", "suite", *argv], cwd=side.cwd, env=_env(side), timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ABError(f"{side.name}: `suite {' '.join(argv[:1])}` did not finish in {timeout_s:.0f} s") from None
     except OSError as e:
         raise ABError(f"{side.name}: cannot start {sys.executable}: {e}") from None
 
 
-def run_side(side: Side, flags: Sequence[str], out: Path, timeout_s: float) -> tuple[dict[str, Any], list[Row]]:
-    """One ``python -m suite run`` in the side's checkout; its metadata and rows."""
-    done = _run(side, ["run", *flags, "--out", str(out), "--quiet"], timeout_s)
+def _side_run(side: Side, flags: Sequence[str], out: Path) -> list[str]:
+    return ["run", *flags, "--out", str(out), "--quiet"]
+
+
+def _loaded(
+    side: Side, flags: Sequence[str], out: Path, done: subprocess.CompletedProcess[str]
+) -> tuple[dict[str, Any], list[Row]]:
     if done.returncode not in (0, 1):  # 1: a case failed, which its row says
         tail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise ABError(f"{side.name} ({side.label or side.cwd}): `suite run {' '.join(flags)}` failed: {tail}")
@@ -235,6 +250,30 @@ def run_side(side: Side, flags: Sequence[str], out: Path, timeout_s: float) -> t
         return load_run(out)
     except ResultsError as e:
         raise ABError(f"{side.name}: {e}") from None
+
+
+def run_side(side: Side, flags: Sequence[str], out: Path, timeout_s: float) -> tuple[dict[str, Any], list[Row]]:
+    """One ``python -m suite run`` in the side's checkout; its metadata and rows."""
+    return _loaded(side, flags, out, _run(side, _side_run(side, flags, out), timeout_s))
+
+
+def run_sides_together(
+    runs: Sequence[tuple[Side, Sequence[str], Path]], timeout_s: float
+) -> list[tuple[dict[str, Any], list[Row]]]:
+    """:func:`run_side` of several sides at once (counted rounds: a count does not move with the
+    load beside it); each side's metadata and rows, in order. Any way out stops them all."""
+    jobs: list[procgroup.Job] = [
+        ([sys.executable, "-m", "suite", *_side_run(side, flags, out)], side.cwd, _env(side))
+        for side, flags, out in runs
+    ]
+    try:
+        done = procgroup.run_together(jobs, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        names = " and ".join(side.name for side, _, _ in runs)
+        raise ABError(f"{names}: `suite run` did not finish in {timeout_s:.0f} s") from None
+    except OSError as e:
+        raise ABError(f"cannot start {sys.executable}: {e}") from None
+    return [_loaded(side, flags, out, d) for (side, flags, out), d in zip(runs, done, strict=True)]
 
 
 @dataclass
@@ -295,7 +334,8 @@ def interleave(
     where its callgrind files stay (the rows name them absolutely) until
     :func:`write_side` copies them. ``into``: the results to fill, which the caller
     still holds when an interruption (Ctrl-C, SIGTERM) ends the loop early; the round
-    under way is stopped with its process group (``suite.procgroup``).
+    under way is stopped with its process group (``suite.procgroup``). A counted round
+    (``--metric instructions`` in ``run_flags``) runs its two sides at once.
     """
     if rounds < 1:
         raise ABError("rounds must be at least 1")
@@ -306,13 +346,16 @@ def interleave(
         argv.append(known)
         if dropped and progress:
             progress(f"{side.name} ({side.label or side.cwd}) does not know {', '.join(dropped)}; runs without")
+    counted = (METRIC_FLAG, COUNTED) in run_flags
     for i, group in enumerate(groups):
         for r in range(rounds):
             order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
-            for s in order:
-                side = sides[s]
-                out = work / side.name / f"group{i:04d}-round{r}"
-                meta, rows = run_side(side, [*group, *argv[s]], out, timeout_s)
+            runs = [(s, sides[s], [*group, *argv[s]], work / sides[s].name / f"group{i:04d}-round{r}") for s in order]
+            if counted:  # counts do not move with what runs beside them: both sides at once
+                got = run_sides_together([(side, flags, out) for _, side, flags, out in runs], timeout_s)
+            else:  # timed: one side at a time, nothing beside it
+                got = [run_side(side, flags, out, timeout_s) for _, side, flags, out in runs]
+            for (s, side, _, out), (meta, rows) in zip(runs, got, strict=True):
                 results[s].add(meta, rows, out)
                 if progress:
                     shown = ", ".join(f"{row.key}: {_brief(row)}" for row in rows)

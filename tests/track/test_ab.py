@@ -115,6 +115,50 @@ def test_interleave_alternates_abba(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(base.run_ids) == len(head.run_ids) == 4
 
 
+def test_counted_rounds_run_both_sides_at_once_timed_ones_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone: list[str] = []
+    together: list[list[str]] = []
+
+    def fake_run_side(side: ab.Side, flags: list[str], out: Path, timeout_s: float) -> tuple[dict[str, str], list[Row]]:
+        alone.append(side.name)
+        return {"run_id": side.name}, [_row([1.0])]
+
+    def fake_together(
+        runs: list[tuple[ab.Side, list[str], Path]], timeout_s: float
+    ) -> list[tuple[dict[str, str], list[Row]]]:
+        together.append([side.name for side, _, _ in runs])
+        return [({"run_id": side.name}, [_row([1.0])]) for side, _, _ in runs]
+
+    monkeypatch.setattr(ab, "run_side", fake_run_side)
+    monkeypatch.setattr(ab, "run_sides_together", fake_together)
+    monkeypatch.setattr(ab, "supported_flags", lambda side, flags: ([], []))
+    sides = (ab.Side("base", tmp_path), ab.Side("head", tmp_path))
+    base, head = ab.interleave(sides, [["g0"], ["g1"]], [("--metric", "instructions")], 1, tmp_path)
+    assert alone == [] and together == [["base", "head"], ["head", "base"]]
+    assert len(base.run_ids) == len(head.run_ids) == 2
+    ab.interleave(sides, [["g0"]], [("--budget", "0.2")], 2, tmp_path)
+    assert alone == ["base", "head", "head", "base"] and len(together) == 2
+
+
+def test_run_sides_together_loads_each_side_and_names_a_failed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    def fake(jobs, timeout):  # the head's run fails; the base's wrote nothing loadable either
+        return [subprocess.CompletedProcess(j[0], code, "", "boom\n") for j, code in zip(jobs, (0, 2), strict=True)]
+
+    monkeypatch.setattr(ab.procgroup, "run_together", fake)
+    sides = [(ab.Side("base", tmp_path), ["--x"], tmp_path / "b"), (ab.Side("head", tmp_path), ["--x"], tmp_path / "h")]
+    with pytest.raises(ab.ABError, match="base"):
+        ab.run_sides_together(sides, 10)
+    monkeypatch.setattr(ab, "load_run", lambda out: ({"run_id": out.name}, []))
+    with pytest.raises(ab.ABError, match=r"head .*failed: boom"):
+        ab.run_sides_together(sides, 10)
+
+
 def test_ab_with_a_missing_repo_or_a_bad_revision_exits_2_and_writes_nothing(tmp_path, capsys) -> None:
     out = tmp_path / "ab"
     assert main(["ab", "HEAD~1", "HEAD", "--repo", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
