@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from suite import procgroup
 from suite.callgrind import CallgrindDump, grown_functions, read_dump
 from suite.cli import main
 from suite.counting import (
@@ -134,13 +135,17 @@ def valgrind_here() -> None:
         pytest.skip(why)
 
 
-def count(out: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def count_job(out: Path, *flags: str, env: dict[str, str] | None = None) -> procgroup.Job:
+    """The ``suite run --metric instructions`` of a tiny case set, as argv, folder and environment."""
     run_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     argv = [sys.executable, "-m", "suite", "run", "--metric", "instructions", "--sizes", "2x8x4", "--quiet"]
     argv += ["--variants", "none"]  # the idioms: one row per backend and form
-    return subprocess.run(
-        [*argv, "--out", str(out), *flags], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600
-    )
+    return [*argv, "--out", str(out), *flags], ROOT, run_env
+
+
+def count(out: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    argv, cwd, run_env = count_job(out, *flags, env=env)
+    return subprocess.run(argv, cwd=cwd, env=run_env, capture_output=True, text=True, timeout=600)
 
 
 #: The plant the tests size and check: 2% of the case's count.
@@ -157,21 +162,23 @@ def planted_runs(tmp_path_factory: pytest.TempPathFactory, valgrind_here: None) 
     base = tmp_path_factory.mktemp("counted")
     runs: dict[str, Path] = {}
 
-    def counted(name: str, plant: dict[str, int], **env: str) -> None:
+    def job(name: str, plant: dict[str, int], **env: str) -> procgroup.Job:
         runs[name] = base / f"run{len(runs)}"  # folders of one length: the same arguments' size
         plant_file = str(write_plant(base / "plants", plant))
-        done = count(
+        return count_job(
             runs[name], "--backends", "numpy,planted", "--forms", "cumsum",
             env={"CAUSAL_BENCH_BACKENDS": PLANTED_PLUGIN, PLANT_FILE_ENV: plant_file, **env},
         )  # fmt: skip
-        assert done.returncode == 0, done.stderr
 
-    counted("first", {})
-    counted("second", {}, **{PAD_ENV: "x" * 3000})
-    counted("calibrate", {"*": CALIBRATION_STEPS})
+    def counted(*jobs: procgroup.Job) -> None:
+        # At once, as `ab` runs counted sides: a count does not move with what runs beside it.
+        for done in procgroup.run_together(jobs, timeout=600):
+            assert done.returncode == 0, done.stderr
+
+    counted(job("first", {}), job("second", {}, **{PAD_ENV: "x" * 3000}), job("calibrate", {"*": CALIBRATION_STEPS}))
     plain, more = ok_row(runs["first"], "planted"), ok_row(runs["calibrate"], "planted")
     per_step = (more.instructions - plain.instructions) / CALIBRATION_STEPS
-    counted("planted", {plant_id(plain.key): steps_for(PLANT, plain.instructions, per_step)})
+    counted(job("planted", {plant_id(plain.key): steps_for(PLANT, plain.instructions, per_step)}))
     return runs
 
 

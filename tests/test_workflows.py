@@ -29,7 +29,14 @@ from tests.track.scratch_git import git
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "examples" / "github-actions"
 #: What the test gives the workflows' variables: a sweep of seconds, not of an hour.
-SMALL = {"SIZES": "4x8x16", "BACKENDS": "numpy", "ROUNDS": "2", "GATE_SIZES": "2x8x4", "GATE_BACKENDS": "numpy"}
+SMALL = {
+    "SIZES": "4x8x16",
+    "BACKENDS": "numpy",
+    "ROUNDS": "2",
+    "GATE_SIZES": "2x8x4",
+    "GATE_BACKENDS": "numpy",
+    "GATE_FORMS": "cumsum",
+}
 NOX = re.compile(r"^nox -s (\w+) -- (.*)$", re.M)
 
 
@@ -135,7 +142,7 @@ def test_pr_gate_runs_the_gate_against_the_base(scratch: Path) -> None:
     doc = workflow("pr-gate.yml")
     steps = suite_steps(doc)
     assert [script.strip() for _, script in steps] == [
-        'nox -s gate -- "origin/$BASE_REF" HEAD --backends "$GATE_BACKENDS" --sizes "$GATE_SIZES"'
+        'nox -s gate -- "origin/$BASE_REF" HEAD --backends "$GATE_BACKENDS" --forms "$GATE_FORMS" --sizes "$GATE_SIZES"'
     ]
     assert "gate" in nox_sessions(), "noxfile.py has no gate session"
     env = environment(doc, {"${{ github.base_ref }}": "main"})
