@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from suite import procgroup
 from suite.cases import Case
 from suite.cli import build_parser, main
 from suite.results import Row, load_run
@@ -145,12 +146,10 @@ def test_counted_rounds_run_both_sides_at_once_timed_ones_never(
 def test_run_sides_together_loads_each_side_and_names_a_failed_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import subprocess
-
     def fake(jobs, timeout):  # the head's run fails; the base's wrote nothing loadable either
         return [subprocess.CompletedProcess(j[0], code, "", "boom\n") for j, code in zip(jobs, (0, 2), strict=True)]
 
-    monkeypatch.setattr(ab.procgroup, "run_together", fake)
+    monkeypatch.setattr(procgroup, "run_together", fake)
     sides = [(ab.Side("base", tmp_path), ["--x"], tmp_path / "b"), (ab.Side("head", tmp_path), ["--x"], tmp_path / "h")]
     with pytest.raises(ab.ABError, match="base"):
         ab.run_sides_together(sides, 10)
