@@ -3,7 +3,12 @@
 ``python scripts/gatebench.py --out DIR`` (from the repository root) is a benchmark, not a
 test: it measures on this machine, as it is loaded now, and writes the power table.
 
-**Pairs** (``--mode pairs``, the default: the gate's own design). ``suite ab`` measures
+**Lockstep** (``--mode lockstep``, the default: the gate's own design). ``suite ab`` runs
+both sides of a timed round at once, sampling by turns (``suite.lockstep``); here the
+sides are the four conditions below, each its own ``suite run --lockstep`` per round
+(``measure_lockstep``), judged as the gate judges (``paired_verdict`` in lockstep).
+
+**Pairs** (``--mode pairs``: the gate's design before lockstep). ``suite ab`` measures
 round ``i`` of base and head back to back and judges the pairs
 (``suite.track.verdicts.paired_verdict``). Here each condition is its own backend
 (``tests.fake_backends`` ``pair-a`` and ``pair-b`` with nothing planted, ``slowed-10``,
@@ -259,7 +264,8 @@ def rejudge(path: Path, thresholds: Sequence[float] | None, alpha: float, rounds
         if isinstance(doc, list):
             judged_by[thr] = rejudge_trials(doc, limits)
         elif "pairs" in doc:
-            judged_by[thr] = judge_pair_store(pairs_from_json(doc["pairs"]), limits)
+            design = str(doc.get("info", {}).get("design", "ABBA"))
+            judged_by[thr] = judge_pair_store(pairs_from_json(doc["pairs"]), limits, design)
         else:
             store = store_from_json(doc["rounds"])
             cases = [case_of(k) for k in dict.fromkeys(k for by in store.values() for k in by)]
@@ -337,8 +343,44 @@ def measure_pairs(args: argparse.Namespace, plans: Sequence[Sequence[str]], tmp:
     return out
 
 
-def judge_pair_store(processes: Sequence[PairProcess], limits: Thresholds) -> list[Judged]:
-    """Every scenario of every process and case, by the gate's paired rule."""
+def measure_lockstep(args: argparse.Namespace, plans: Sequence[Sequence[str]], tmp: Path) -> list[PairProcess]:
+    """Per plan and case, ``--rounds`` lockstep rounds (``suite.track.ab.run_lockstep``) of its conditions.
+
+    Each round starts one fresh ``suite run --rounds 1 --lockstep`` per condition (its own
+    backend), and the conductor hands out one sample a turn, ABBA; the first condition
+    rotates from round to round.
+    """
+    select = ["--sizes", args.sizes, "--variants", "none", "--budget", repr(args.budget), "--min-samples", "10"]
+    select += ["--target-ci", "0.01", "--warmup", "0.05", "--no-ceilings", "--rounds", "1", "--quiet"]
+    env = {"CAUSAL_BENCH_BACKENDS": PAIRED_PLUGINS}
+    step = ab.Step(args.budget, 10)
+    out: list[PairProcess] = []
+    start = time.perf_counter()
+    forms = args.forms.split(",")
+    for i, plan in enumerate(plans):
+        rounds: dict[str, dict[str, list[Round]]] = {c: {} for c in plan}
+        for form in forms:
+            for r in range(args.rounds):
+                names = list(plan[r % len(plan) :]) + list(plan[: r % len(plan)])
+                runs = [
+                    (ab.Side(c, ROOT, env), ["--backends", c, "--forms", form, *select], tmp / f"p{i}-{form}-r{r}-{c}")
+                    for c in names
+                ]
+                for (meta, rows), c in zip(ab.run_lockstep(runs, step, 3600), names, strict=True):
+                    del meta
+                    for row in rows:
+                        if row.status == "ok":
+                            got = rounds[c].setdefault(as_numpy_key(row.key), [])
+                            got += [Round(tuple(map(float, p)), row.contended) for p in round_samples(row)]
+                        else:
+                            print(f"{c} {row.key}: {row.status}: {row.reason}", file=sys.stderr)
+        out.append({"order": list(plan), "rounds": rounds})
+        print(f"[{i + 1}/{len(plans)}] {','.join(plan)}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return out
+
+
+def judge_pair_store(processes: Sequence[PairProcess], limits: Thresholds, design: str = "ABBA") -> list[Judged]:
+    """Every scenario of every process and case, by the gate's paired rule (in the rounds' ``design``)."""
     out: list[Judged] = []
     for proc in processes:
         rounds = proc["rounds"]
@@ -347,7 +389,7 @@ def judge_pair_store(processes: Sequence[PairProcess], limits: Thresholds) -> li
                 continue
             for key in rounds[b]:
                 if key in rounds[h]:
-                    out.append(judge_pairs(scenario, case_of(key), rounds[b][key], rounds[h][key], limits))
+                    out.append(judge_pairs(scenario, case_of(key), rounds[b][key], rounds[h][key], limits, design))
     return out
 
 
@@ -378,6 +420,8 @@ def pairs_from_json(doc: Sequence[dict[str, Any]]) -> list[PairProcess]:
 
 
 def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> str:
+    if info.get("design") == "lockstep":
+        return render_lockstep(judged_by, info)
     r = info["rounds"]
     lines = [
         f"## Gate power, wall-clock in pairs (scripts/gatebench.py --mode pairs, {r} pairs a comparison)",
@@ -395,6 +439,32 @@ def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> 
         "ratio) is what each comparison saw.  ",
         f"Rule: `suite.track.verdicts.paired_verdict` (median pair ratio beyond the threshold and the exact "
         f"signed-rank p <= {info['alpha']:g}). Inconclusive: a round measured under contention.",
+    ]
+    if warning := rounds_warning(r, info["alpha"], paired=True):
+        lines += ["", f"> {warning}"]
+    lines += threshold_sections(judged_by)
+    return "\n".join(lines) + "\n"
+
+
+def render_lockstep(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> str:
+    r = info["rounds"]
+    lines = [
+        f"## Gate power, wall-clock in lockstep (scripts/gatebench.py --mode lockstep, {r} rounds a comparison)",
+        "",
+        f"Command: `{info['command']}`  ",
+        f"Machine: {info['machine']}; load average at start {info['load_start']}, at end {info['load_end']}; "
+        f"background load: {info['load']}.  ",
+        f"Cases: {', '.join(info['cases'])}; {info['processes']} sets, {info['elapsed_s']:.0f} s in all.  ",
+        "How: the gate's design (`suite ab`'s lockstep rounds, `suite.track.ab.run_lockstep`) with the conditions "
+        "as sides: `pair-a`, `pair-b` (nothing planted), `slowed-10`, `slowed-25` (10% and 25% of the kernel's "
+        f"fastest time spun after every call). Each set measures every case in {r} rounds; each round starts one "
+        "fresh `suite run --lockstep` per condition and hands out one sample a turn, ABBA, the first condition "
+        "rotating by round. Sets beyond those the detection trials need run `pair-a` and `pair-b` alone. Per set "
+        "and case: A/A = `pair-a` against `pair-b`, 10% = `pair-a` against `slowed-10`, 25% = `pair-b` against "
+        "`slowed-25`. The *measured* ratio (median over rounds of each round's median sample ratio) is what "
+        "each comparison saw.  ",
+        f"Rule: `suite.track.verdicts.paired_verdict` in lockstep (median round ratio beyond the threshold and the "
+        f"exact signed-rank p <= {info['alpha']:g}). Inconclusive: a round measured under contention.",
     ]
     if warning := rounds_warning(r, info["alpha"], paired=True):
         lines += ["", f"> {warning}"]
@@ -570,9 +640,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/gatebench.py", description=__doc__.splitlines()[0])
     p.add_argument(
         "--mode",
-        choices=("pairs", "time", "counts"),
-        default="pairs",
-        help="wall-clock in pairs (the gate's design), wall-clock in blocks, or counts; default pairs",
+        choices=("lockstep", "pairs", "time", "counts"),
+        default="lockstep",
+        help="wall-clock in lockstep (the gate's design), in pairs of rounds (ABBA), in blocks, or counts; "
+        "default lockstep",
     )
     p.add_argument(
         "--sizes", default=None, help="BxTxC list; default the gate's (pairs), 8x128x32,8x512x64,16x512x128 (time)"
@@ -612,7 +683,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = None) -> int:
     args = parser().parse_args(argv)
-    pairs = args.mode == "pairs"
+    pairs = args.mode in ("pairs", "lockstep")
     args.sizes = args.sizes or (",".join("x".join(map(str, s)) for s in PRESETS["gate"]) if pairs else TIME_SIZES)
     args.forms = args.forms or ("cumsum,matrix,loop" if pairs else "cumsum")
     args.rounds = args.rounds or (GATE_ROUNDS if pairs else 5)
@@ -648,7 +719,9 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
                 if pairs:
                     plans = pair_plan(args.aa, args.detect, len(cases))
                     info["processes"] = len(plans)
-                    processes = measure_pairs(args, plans, Path(tmp))
+                    info["design"] = "lockstep" if args.mode == "lockstep" else "ABBA"
+                    measure = measure_lockstep if args.mode == "lockstep" else measure_pairs
+                    processes = measure(args, plans, Path(tmp))
                 else:
                     order = spread_evenly(plan_blocks(args.aa, args.detect, len(cases), args.rounds, args.block))
                     store = measure_time(args, cases, order, Path(tmp))
@@ -661,7 +734,10 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
         markdown = render_counts(counted, thresholds or [DEFAULT_COUNT_THRESHOLD], info)
         raw: Any = {"info": info, "counts": [vars(c) for c in counted]}
     elif pairs:
-        judged_by = {t: judge_pair_store(processes, Thresholds(t, args.alpha)) for t in thresholds or TIME_THRESHOLDS}
+        judged_by = {
+            t: judge_pair_store(processes, Thresholds(t, args.alpha), info["design"])
+            for t in thresholds or TIME_THRESHOLDS
+        }
         markdown = render_pairs(judged_by, info)
         raw = {"info": info, "pairs": pairs_to_json(processes)}
     else:

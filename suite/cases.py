@@ -289,3 +289,6 @@ class RunOptions:
     # taken (pin, quiet, passive).
     worker_cores: int = AUTO
     isolation: tuple[str, ...] = DEFAULT_STEPS
+    # Lockstep (suite.lockstep, ``suite run --lockstep``): the conductor's SOCKET#NAME; the
+    # case samples by turns with the other sides of a ``suite ab`` round. "" samples alone.
+    lockstep: str = ""

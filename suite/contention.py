@@ -34,10 +34,11 @@ psutil is imported when a monitor starts, never at import time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -128,11 +129,16 @@ def usage_from(wall_s: float, busy_s: float, steal_s: float, own_s: float, cores
 class CpuMonitor:
     """Foreign CPU over a window: busy time on this process's CPUs minus this process tree's."""
 
-    def __init__(self, threads: int, pid: int | None = None) -> None:
+    def __init__(self, threads: int, pid: int | None = None, peers: Sequence[int] = ()) -> None:
         import psutil
 
         self._psutil = psutil
         self.proc = psutil.Process(pid)
+        # Lockstep (suite.lockstep): the other sides' processes, working only in their turns.
+        self.peers = []
+        for p in peers:
+            with contextlib.suppress(psutil.Error):
+                self.peers.append(psutil.Process(p))
         self.cores = cores_available()
         self.threads = threads
         try:
@@ -147,13 +153,13 @@ class CpuMonitor:
 
     def _own(self) -> float:
         total = 0.0
-        for p in [self.proc, *self._children()]:
+        for p in [self.proc, *self._children(), *self.peers]:
             try:
                 t = p.cpu_times()
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
                 continue
             total += t.user + t.system
-            if p is self.proc:  # children already waited for
+            if p is self.proc or p in self.peers:  # children already waited for
                 total += t.children_user + t.children_system
         return total
 

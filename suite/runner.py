@@ -22,11 +22,12 @@ from backends import Backend, Built, CaseUnsupported, get_backend
 from backends._common import numpy_input_dtype
 from backends.base import Ceilings
 from suite.cases import Case, RunOptions
-from suite.contention import measure_watched
+from suite.contention import CpuMonitor, measure_watched
 from suite.counting import COUNTED, Hook, pinned_input
 from suite.forms import ITEMSIZE, get_form
 from suite.guards import cost_model, estimated_bytes, guarded, unsupported
 from suite.isolation import WorkerPlan, limit_pools, read_back
+from suite.lockstep import LockstepError, Turns, joined
 from suite.profiling import HostMemory, after_timing
 from suite.reference import (
     FILE_INPUT,
@@ -101,7 +102,26 @@ def run_case(
     The timing runs inside a contention window (``suite.contention``): waited out,
     re-measured or flagged by ``options.on_contention``; ``notify`` hears the waits.
     ``threads`` is the runtime's; a form the adapter runs serially may use one.
+    With ``options.lockstep`` a timed case joins its conductor first (``suite.lockstep``)
+    and samples by turns; leaving early (a skip, a mismatch) closes the socket, which
+    stops the other sides.
     """
+    address = options.lockstep if case.metric != COUNTED and options.measure else ""
+    try:
+        with joined(address) as turns:
+            return _run_case(case, adapter, options, threads, notify, turns)
+    except LockstepError as e:
+        return Row(case, status="error", reason=str(e))
+
+
+def _run_case(
+    case: Case,
+    adapter: Backend,
+    options: RunOptions,
+    threads: int | None,
+    notify: Callable[[str], None] | None,
+    turns: Turns | None,
+) -> Row:
     start = time.perf_counter()
     timer_config = options.timer
     if case.form in adapter.serial_forms:
@@ -154,9 +174,19 @@ def run_case(
             device_timer=adapter.device_timer,
             flush=adapter.flush_cache,
             warmed_s=check_s,
+            turns=turns,
         )
+        policy, monitor_for = options.on_contention, None
+        if turns is not None:
+            # The other sides work on these cores in their turns: their CPU is not a neighbour's.
+            # A re-measure would break the lockstep, so contention is flagged, never waited out.
+            peers = turns.first()
+            policy = "flag"
+            monitor_for = lambda: CpuMonitor(threads or 0, peers=peers)  # noqa: E731
         memory.arm()  # resets the OS's peak counter: nothing runs beside the timer
-        watched = measure_watched(timer.measure, threads or 0, options.on_contention, options.contention_wait_s, notify)
+        watched = measure_watched(
+            timer.measure, threads or 0, policy, options.contention_wait_s, notify, monitor_for=monitor_for
+        )
         m = watched.value
         cost_model(case).add(form.python_steps(B, T), common["flops"], m.median)
         # Measured memory and the --profile trace: untimed, after the timed calls.

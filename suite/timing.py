@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from suite.lockstep import LockstepError, Turns
 from suite.stats import median_ci, relative_iqr
 
 #: Fewest samples a measurement may stop with, whatever the budget.
@@ -166,6 +167,9 @@ class Timer:
     #: Seconds the callable ran just before the timer got it (the runner's check call):
     #: they count toward ``warmup_s``, so a call slower than the warm-up is not repeated.
     warmed_s: float = 0.0
+    #: Lockstep (``suite.lockstep``): samples are taken when the conductor gives the turn, and
+    #: it decides when to stop. The caller has received the first turn (:meth:`Turns.first`).
+    turns: Turns | None = None
 
     def _block(self, number: int) -> tuple[float, float]:
         """Run ``number`` calls and one wait; return (primary, host) seconds in all."""
@@ -231,9 +235,11 @@ class Timer:
                 number = max(number + 1, math.ceil(number * 1.2 * target / elapsed))
 
     def measure(self) -> Measurement:
-        """Warm up, calibrate, then sample until the CI target or the budget is met."""
+        """Warm up, calibrate, then sample until the CI target or the budget is met (in lockstep: by turns)."""
         cfg = self.config
         events = bool(cfg.device_events and self.device_timer and self.device_timer() is not None)
+        if self.turns is not None:
+            return self._measure_by_turns(self.turns, events)
         self.warmup()
         number, settled = self._calibrate()
         samples: list[float] = []
@@ -266,6 +272,28 @@ class Timer:
             number,
             timer="device-event" if events else "wall",
             stop_reason=reason,
+            host_samples=tuple(host) if events else (),
+        )
+
+    def _measure_by_turns(self, turns: Turns, events: bool) -> Measurement:
+        """Lockstep: warm up and calibrate in the first turn, then one sample a turn until told to stop."""
+        self.warmup()
+        number, _ = self._calibrate()
+        turns.done()
+        samples: list[float] = []
+        host: list[float] = []
+        while turns.wait():
+            primary, host_s = self._block(number)
+            samples.append(primary / number)
+            host.append(host_s / number)
+            turns.done(primary / number, host_s)
+        if len(samples) < 2:
+            raise LockstepError(f"the lockstep stopped after {len(samples)} samples (another side failed)")
+        return Measurement(
+            tuple(samples),
+            number,
+            timer="device-event" if events else "wall",
+            stop_reason="lockstep",
             host_samples=tuple(host) if events else (),
         )
 

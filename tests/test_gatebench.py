@@ -153,7 +153,7 @@ def test_rejudge_reads_the_pairs_layout(gatebench: ModuleType, tmp_path: Path, c
 
 
 def test_pairs_mode_measures_every_condition_in_every_round(gatebench: ModuleType, tmp_path: Path, capsys) -> None:
-    argv = ["--aa", "1", "--detect", "1", "--rounds", "2", "--sizes", "2x8x4", "--forms", "cumsum"]
+    argv = ["--mode", "pairs", "--aa", "1", "--detect", "1", "--rounds", "2", "--sizes", "2x8x4", "--forms", "cumsum"]
     argv += ["--budget", "0.01", "--thresholds", "0.05", "--out", str(tmp_path)]
     assert gatebench.main(argv) == 0  # the real thing, tiny: one process of four conditions
     raw = json.loads((tmp_path / "pairs-load0-samples.json").read_text())
@@ -164,6 +164,27 @@ def test_pairs_mode_measures_every_condition_in_every_round(gatebench: ModuleTyp
         assert len(by_key["numpy:cumsum:2x8x4:float32:ieee:normal"]) == 2  # one entry per round
     text = (tmp_path / "pairs-load0.md").read_text()
     assert "| A/A | 1 |" in text and "| 10% planted | 1 |" in text and "1 processes" in text
+
+
+def test_lockstep_mode_runs_the_conditions_as_sides_of_lockstep_rounds(
+    gatebench: ModuleType, tmp_path: Path, capsys
+) -> None:
+    argv = ["--aa", "2", "--detect", "1", "--rounds", "2", "--sizes", "2x8x4", "--forms", "cumsum"]
+    argv += ["--budget", "0.01", "--thresholds", "0.05", "--out", str(tmp_path)]
+    assert gatebench.main(argv) == 0  # the default mode, tiny: one set of four sides, one of two
+    raw = json.loads((tmp_path / "lockstep-load0-samples.json").read_text())
+    assert raw["info"]["design"] == "lockstep"
+    full, aa_only = raw["pairs"]
+    assert sorted(full["order"]) == ["pair-a", "pair-b", "slowed-10", "slowed-25"]
+    assert sorted(aa_only["order"]) == ["pair-a", "pair-b"]
+    key = "numpy:cumsum:2x8x4:float32:ieee:normal"
+    for r in range(2):  # every side of a round took the same number of samples, by turns
+        assert len({len(by[key][r]["samples_s"]) for by in full["rounds"].values()}) == 1
+    text = (tmp_path / "lockstep-load0.md").read_text()
+    assert "wall-clock in lockstep" in text and "| A/A | 2 |" in text and "| 25% planted | 1 |" in text
+    capsys.readouterr()
+    assert gatebench.main(["--rejudge", str(tmp_path / "lockstep-load0-samples.json"), "--thresholds", "0.05"]) == 0
+    assert "| A/A | 2 |" in capsys.readouterr().out
 
 
 def test_counts_default_pairs_reach_the_issues_trials(gatebench: ModuleType, tmp_path: Path, monkeypatch) -> None:

@@ -33,6 +33,8 @@ from suite.track.counted import add_grown_functions
 #: Rounds a side, interleaved in pairs: 7 is the fewest whose exact signed-rank test can
 #: reach alpha = 0.01 (1/128); results/tuning/gate-statistics.md.
 AB_ROUNDS = 7
+#: How timed rounds are measured (``suite.track.ab.interleave``).
+DESIGNS = ("lockstep", "ABBA")
 
 
 def add_parser(sub: Any) -> None:
@@ -55,6 +57,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--target-ci", type=fraction, default=0.01, help="timer stopping rule; default 0.01")
     p.add_argument("--min-samples", type=positive(int), default=10, help="samples per round at least; default 10")
     p.add_argument("--warmup", type=positive(float), default=0.05, help="seconds of warm-up per case; default 0.05")
+    p.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default="lockstep",
+        help="timed rounds: lockstep (both sides alive, one sample each by turns, ABBA: drift within a round "
+        "cancels) or ABBA (one side's process after the other's); default lockstep, ABBA where a side's "
+        "revision predates it",
+    )
     threshold_args(p)
 
 
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     rounds = 1 if counted else args.rounds  # counts are deterministic: one process a side
     job = machine.new_run_id()  # both sides carry it: their rounds pair up (suite.track.verdicts.interleaved)
-    extra = {"rounds": rounds, "cases": len(cases), "job": job, "design": "ABBA"}
+    extra: dict[str, Any] = {"rounds": rounds, "cases": len(cases), "job": job}
     interrupted = False
     try:
         with ab.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:
@@ -101,10 +111,12 @@ def run(args: argparse.Namespace) -> int:
                         timeout_s=(args.timeout * SLOWDOWN + START_S if counted else args.timeout * 2) + 300,
                         progress=progress,
                         into=results,
+                        lockstep=args.design == "lockstep",
                     )
                 except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the round under way is stopped already
                     interrupted = True
                 # Inside the work folder: the rounds' callgrind files are copied from it.
+                extra["design"] = results[0].design or "ABBA"
                 with procgroup.signals_held():
                     written = write_sides(
                         args.out, results, extra, ab.complete(results, rounds) if interrupted else None

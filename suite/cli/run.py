@@ -28,6 +28,7 @@ from suite.cli.progress import Progress
 from suite.contention import POLICIES, default_policy
 from suite.count_runner import COUNTS_DIR
 from suite.counting import MISSING_VALGRIND, valgrind
+from suite.lockstep import parse_address
 from suite.profiling import PROFILES_DIR
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, FAILED_STATUSES, JSON_NAME, REPORT_NAME, ResultsError
@@ -94,6 +95,14 @@ def add_parser(sub: Any) -> None:
         f"this fraction faster or slower than at run start; 0 turns the canary off; default {DRIFT_LIMIT}",
     )
     p.add_argument(
+        "--lockstep",
+        type=lockstep_address,
+        default="",
+        metavar="SOCKET#NAME",
+        help="time the one case by turns with the other sides of a lockstep (suite.lockstep), one sample a "
+        "turn, joining the conductor listening on SOCKET as NAME; `suite ab` passes it, with --rounds 1",
+    )
+    p.add_argument(
         "--cluster",
         type=cluster_address,
         default=None,
@@ -129,6 +138,17 @@ def can_flush(backend: str, device: str) -> bool:
     """Whether ``backend`` may have a device cache to flush (``--cold-cache``), judged without importing it."""
     cls = REGISTRY.get(backend)
     return cls is not None and not issubclass(cls, HostBackend) and device != "cpu" and bool(machine.gpu_info())
+
+
+def lockstep_address(text: str) -> str:
+    """``--lockstep``: SOCKET#NAME ("" for none: argparse passes the default through here too)."""
+    if not text:
+        return text
+    try:
+        parse_address(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return text
 
 
 def cluster_address(text: str) -> str:
@@ -168,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
     counted_device(args)
     args.rounds = warn_rounds(args.rounds)
     spec = spec_from(args)
-    options = dataclasses.replace(options_from(args), drift_limit=args.drift_limit)
+    options = dataclasses.replace(options_from(args), drift_limit=args.drift_limit, lockstep=args.lockstep)
+    if options.lockstep and (args.rounds != 1 or options.cluster):
+        raise UsageError("--lockstep times one case in one round on this machine: use --rounds 1, no --cluster")
     if spec.metric == "instructions":
         if options.cluster:
             raise UsageError("--metric instructions runs on this machine; drop --cluster")

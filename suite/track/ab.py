@@ -50,6 +50,7 @@ from suite.count_runner import COUNTS_DIR
 from suite.counting import COUNTED
 from suite.format import format_count, format_seconds
 from suite.isolation import AUTO, DEFAULT_STEPS
+from suite.lockstep import Conductor
 from suite.results import (
     CSV_NAME,
     JSON_NAME,
@@ -284,6 +285,8 @@ class SideResult:
     meta: dict[str, Any] = field(default_factory=dict)
     rounds: dict[str, list[Row]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
+    #: How the rounds were measured: ``lockstep`` (sample by sample, ``suite.lockstep``) or ``ABBA``.
+    design: str = ""
 
     def add(self, meta: dict[str, Any], rows: Sequence[Row], folder: Path | None = None) -> None:
         """One round's run; ``folder``, where it was written: its rows' callgrind files are named absolutely."""
@@ -325,6 +328,7 @@ def interleave(
     timeout_s: float = 600.0,
     progress: Progress | None = None,
     into: tuple[SideResult, SideResult] | None = None,
+    lockstep: bool = True,
 ) -> tuple[SideResult, SideResult]:
     """Run every group of cases ``rounds`` times per side, sides alternating ABBA.
 
@@ -335,7 +339,10 @@ def interleave(
     :func:`write_side` copies them. ``into``: the results to fill, which the caller
     still holds when an interruption (Ctrl-C, SIGTERM) ends the loop early; the round
     under way is stopped with its process group (``suite.procgroup``). A counted round
-    (``--metric instructions`` in ``run_flags``) runs its two sides at once.
+    (``--metric instructions`` in ``run_flags``) runs its two sides at once. A timed round
+    runs its two sides in lockstep (:func:`run_lockstep`) when ``lockstep`` and both sides'
+    ``suite run`` know ``--lockstep``; otherwise one after the other. The design used is
+    each result's ``design``.
     """
     if rounds < 1:
         raise ABError("rounds must be at least 1")
@@ -347,12 +354,22 @@ def interleave(
         if dropped and progress:
             progress(f"{side.name} ({side.label or side.cwd}) does not know {', '.join(dropped)}; runs without")
     counted = (METRIC_FLAG, COUNTED) in run_flags
+    if lockstep and not counted:
+        lockstep = all(supported_flags(side, [(LOCKSTEP_FLAG, "")])[0] for side in sides)
+        if not lockstep and progress:
+            progress(f"a side's `suite run` does not know {LOCKSTEP_FLAG}: rounds one side after the other (ABBA)")
+    design = "lockstep" if lockstep and not counted else "ABBA"
+    for res in results:
+        res.design = design
+    step = _lockstep_step(run_flags)
     for i, group in enumerate(groups):
         for r in range(rounds):
             order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
             runs = [(s, sides[s], [*group, *argv[s]], work / sides[s].name / f"group{i:04d}-round{r}") for s in order]
             if counted:  # counts do not move with what runs beside them: both sides at once
                 got = run_sides_together([(side, flags, out) for _, side, flags, out in runs], timeout_s)
+            elif design == "lockstep":  # both alive, one sample each by turns
+                got = run_lockstep([(side, flags, out) for _, side, flags, out in runs], step, timeout_s)
             else:  # timed: one side at a time, nothing beside it
                 got = [run_side(side, flags, out, timeout_s) for _, side, flags, out in runs]
             for (s, side, _, out), (meta, rows) in zip(runs, got, strict=True):
@@ -361,6 +378,48 @@ def interleave(
                     shown = ", ".join(f"{row.key}: {_brief(row)}" for row in rows)
                     progress(f"[{i + 1}/{len(groups)}] round {r + 1}/{rounds} {side.name}: {shown}")
     return results
+
+
+#: The ``suite run`` flag that joins a lockstep (``suite.lockstep``).
+LOCKSTEP_FLAG = "--lockstep"
+
+
+@dataclass(frozen=True)
+class Step:
+    """How a lockstep round samples: each side's sampling seconds, and samples at least."""
+
+    budget_s: float = 0.5
+    min_samples: int = 10
+
+
+def _lockstep_step(flags: Sequence[Flag]) -> Step:
+    values = dict(flags)
+    budget = values.get("--budget")
+    samples = values.get("--min-samples")
+    return Step(float(budget) if budget else Step.budget_s, int(samples) if samples else Step.min_samples)
+
+
+def run_lockstep(
+    runs: Sequence[tuple[Side, Sequence[str], Path]], step: Step, timeout_s: float
+) -> list[tuple[dict[str, Any], list[Row]]]:
+    """One timed round of one case with every side alive at once, sampling by turns (``suite.lockstep``).
+
+    Each side is its own ``suite run --rounds 1 --lockstep SOCKET#NAME`` (its own checkout, worker
+    and agreement check); the sides are named in ``runs``' order, which the first sample keeps
+    (ABBA after that). The canary is off in these runs (``--drift-limit 0``): its looks after the
+    case would run beside the other side's last samples, and the pairing is what cancels drift.
+    A side that fails before sampling (a mismatch, a skip) stops the others, whose rows say so.
+    """
+    names = [side.name for side, _, _ in runs]
+    with Conductor(names, step.budget_s, min_samples=step.min_samples) as conductor:
+        jobs = [
+            (side, [*flags, LOCKSTEP_FLAG, conductor.address(name), "--drift-limit", "0"], out)
+            for name, (side, flags, out) in zip(names, runs, strict=True)
+        ]
+        try:
+            return run_sides_together(jobs, timeout_s)
+        finally:
+            conductor.cancel()
 
 
 def _brief(row: Row) -> str:

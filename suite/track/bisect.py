@@ -179,7 +179,8 @@ class Prober:
             return Probe(commit, None, note=f"{h.status}: {h.reason}")
         if b.status != "ok":
             raise BisectError(f"GOOD does not run {self.case.key}: {b.status}: {b.reason}")
-        verdict = compare_case(self.case.key, b, h, self.config, paired=True)  # interleave ran them in pairs
+        # interleave ran them in pairs, in the design it names
+        verdict = compare_case(self.case.key, b, h, self.config, paired=base.design or "ABBA")
         threshold = verdict.threshold if math.isfinite(verdict.threshold) else 0.0
         # Contention makes the gate's verdict inconclusive; bisect decides on the figures it has.
         slow = verdict.ratio > 1 + threshold and verdict.ci_low > 1

@@ -178,10 +178,11 @@ class CaseComparison:
 
 
 def compare_case(
-    key: str, base: Row | None, head: Row | None, config: CompareConfig, paired: bool = False
+    key: str, base: Row | None, head: Row | None, config: CompareConfig, paired: str = ""
 ) -> CaseComparison:
-    """The verdict for one case key (either row may be missing); ``paired``: the rows' rounds were
-    measured interleaved in pairs (``interleaved``), judged by :func:`paired_verdict`."""
+    """The verdict for one case key (either row may be missing); ``paired``: the design in which the
+    rows' rounds were measured in pairs (``interleaved``: ABBA or lockstep), judged by
+    :func:`paired_verdict`."""
     if base is None or head is None:
         assert base or head
         return CaseComparison(key, "new" if base is None else "gone", base, head)
@@ -199,7 +200,7 @@ def compare_case(
     limits = config.for_case(head.backend, head.form)
     if head.metric == COUNTED:  # deterministic counts: the relative threshold alone
         return CaseComparison(key, base=base, head=head, **count_verdict(base, head, limits))
-    figures = (paired_verdict(base, head, limits) if paired else None) or rounds_verdict(base, head, limits)
+    figures = (paired_verdict(base, head, limits, paired) if paired else None) or rounds_verdict(base, head, limits)
     notes = [figures.pop("note", "")]
     for flag, what in (("drifted", "while the machine had drifted (canary)"), ("contended", "under contention")):
         if getattr(base, flag) or getattr(head, flag):

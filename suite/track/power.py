@@ -92,10 +92,13 @@ def judge(
     return out
 
 
-def judge_pairs(scenario: str, case: Case, base: Sequence[Round], head: Sequence[Round], limits: Thresholds) -> Judged:
-    """One comparison of rounds measured in pairs (``base[i]`` beside ``head[i]``), by the paired rule."""
+def judge_pairs(
+    scenario: str, case: Case, base: Sequence[Round], head: Sequence[Round], limits: Thresholds, design: str = "ABBA"
+) -> Judged:
+    """One comparison of rounds measured in pairs (``base[i]`` beside ``head[i]``, ABBA or in lockstep),
+    by the paired rule."""
     b, h = pooled_row(case, base), pooled_row(case, head)
-    figures = paired_verdict(b, h, limits) or rounds_verdict(b, h, limits)
+    figures = paired_verdict(b, h, limits, design) or rounds_verdict(b, h, limits)
     verdict = "inconclusive" if b.contended or h.contended else figures["verdict"]
     return Judged(scenario, case.key, float(figures.get("ratio", math.nan)), verdict)
 

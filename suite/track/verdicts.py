@@ -106,30 +106,51 @@ def rounds_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any]:
     return {**out, "verdict": "same", "note": note}
 
 
-def interleaved(base_meta: Mapping[str, Any], head_meta: Mapping[str, Any]) -> bool:
-    """Whether the two sides' rounds were measured in pairs, back to back: the two sides of one
-    ``suite ab`` job (the same ``ab.job`` in both metadata, ABBA order)."""
+#: The designs whose rounds pair up: ``ABBA`` (round ``i`` of base and head back to back) and
+#: ``lockstep`` (round ``i`` of both alive at once, sampling by turns: ``suite.lockstep``).
+PAIRED_DESIGNS = ("ABBA", "lockstep")
+
+
+def interleaved(base_meta: Mapping[str, Any], head_meta: Mapping[str, Any]) -> str:
+    """How the two sides' rounds were measured in pairs ("" when they were not): the two sides
+    of one ``suite ab`` job (the same ``ab.job`` in both metadata) and their design."""
     b, h = base_meta.get("ab") or {}, head_meta.get("ab") or {}
-    job = b.get("job")
-    return bool(job) and job == h.get("job") and b.get("design") == h.get("design") == "ABBA"
+    job, design = b.get("job"), b.get("design")
+    paired = bool(job) and job == h.get("job") and design == h.get("design") and design in PAIRED_DESIGNS
+    return str(design) if paired else ""
 
 
-def paired_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any] | None:
-    """The verdict of rounds measured in pairs (round ``i`` of base and head back to back), or
-    None when the rows cannot be paired (different numbers of rounds, fewer than 2).
+def lockstep_ratios(base: Sequence[np.ndarray], head: Sequence[np.ndarray]) -> np.ndarray | None:
+    """Per round of a lockstep job, the median over its samples of head's k-th sample over base's
+    k-th (taken milliseconds apart); None when a round's sample counts differ (not in lockstep)."""
+    if len(base) != len(head) or any(len(b) != len(h) or not len(b) for b, h in zip(base, head, strict=True)):
+        return None
+    return np.array([float(np.exp(np.median(np.log(h / b)))) for b, h in zip(base, head, strict=True)])
 
-    Each pair gives one ratio of round medians, so drift between pairs (a neighbour that
-    came, a clock that ramped) cancels, and one slow process moves one pair. ``slower``
+
+def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA") -> dict[str, Any] | None:
+    """The verdict of rounds measured in pairs (round ``i`` of base and head back to back, or in
+    lockstep), or None when the rows cannot be paired (different numbers of rounds, fewer than 2).
+
+    Each pair gives one ratio: of round medians (ABBA), or the median of the round's
+    sample-by-sample ratios (``lockstep``: drift within the round cancels too). Drift between
+    pairs (a neighbour that came, a clock that ramped) cancels, and one slow process moves one pair. ``slower``
     when the median pair ratio exceeds ``1 + threshold`` and the exact one-sided
     Wilcoxon signed-rank test of the pairs' log ratios gives ``p <= alpha``
     (``suite.stats.signed_rank_p``); ``faster`` the mirror image. With too few pairs to
     reach alpha (``suite.stats.min_pairs``: 7 for 0.01) every pair must lie beyond the
     threshold, and the note says so. The interval (a bootstrap over pairs) is shown, not used.
     """
-    b, h = round_medians(round_samples(base)), round_medians(round_samples(head))
-    if len(b) < 2 or len(b) != len(h):
-        return None
-    q = pair_ratios(b, h)
+    if design == "lockstep":
+        q_or_none = lockstep_ratios(round_samples(base), round_samples(head))
+        if q_or_none is None:
+            return None
+        q = q_or_none
+    else:
+        b, h = round_medians(round_samples(base)), round_medians(round_samples(head))
+        if len(b) < 2 or len(b) != len(h):
+            return None
+        q = pair_ratios(b, h)
     if len(q) < 2:
         return None
     ratio, lo, hi = paired_ratio_ci(q)
@@ -145,7 +166,7 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds) -> dict[str, Any] |
         "p_value": p,
     }
     beyond = ratio > up if leaning == "slower" else ratio < 1 / up
-    note = f"{len(q)} pairs, interleaved"
+    note = f"{len(q)} pairs, {'in lockstep' if design == 'lockstep' else 'interleaved'}"
     if min_signed_rank_p(len(q)) > limits.alpha:
         every = bool(np.all(q > up)) if leaning == "slower" else bool(np.all(q * up < 1))
         note += (

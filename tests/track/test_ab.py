@@ -111,8 +111,9 @@ def test_interleave_alternates_abba(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(ab, "run_side", fake_run_side)
     monkeypatch.setattr(ab, "supported_flags", lambda side, flags: (["--budget", "1"], []))
     sides = (ab.Side("base", tmp_path), ab.Side("head", tmp_path))
-    base, head = ab.interleave(sides, [["g0"], ["g1"]], [], 2, tmp_path)
+    base, head = ab.interleave(sides, [["g0"], ["g1"]], [], 2, tmp_path, lockstep=False)
     assert [c[0] for c in calls] == ["base", "head", "head", "base", "head", "base", "base", "head"]
+    assert base.design == head.design == "ABBA"
     assert len(base.run_ids) == len(head.run_ids) == 4
 
 

@@ -11,7 +11,7 @@ from suite.rounds import merge_rows
 from suite.stats import min_pairs, min_signed_rank_p, pair_ratios, signed_rank_p
 from suite.track.compare import compare_rows
 from suite.track.config import Thresholds, rounds_warning
-from suite.track.verdicts import interleaved, paired_verdict, rounds_verdict
+from suite.track.verdicts import interleaved, lockstep_ratios, paired_verdict, rounds_verdict
 
 CASE = Case("numpy", "cumsum", 8, 256, 64)
 LIMITS = Thresholds(0.05, 0.01)
@@ -122,3 +122,48 @@ def test_the_warning_counts_pairs_for_ab() -> None:
     assert rounds_warning(7, 0.01, paired=True) == ""
     assert "5 interleaved pairs cannot reach alpha 0.01" in rounds_warning(5, 0.01, paired=True)
     assert rounds_warning(5, 0.01) == ""  # unpaired: 5 a side reach 0.01
+
+
+def lockstep_rows(slowdown: float, seed: int, rounds: int = 7, samples: int = 30) -> tuple[Row, Row]:
+    """Base and head rows measured in lockstep on a machine whose speed jumps *within* each round
+    between two levels 1.8x apart (as one NumPy worker's did on the project's VM): sample ``k`` of
+    both sides shares the level of that moment."""
+    rng = np.random.default_rng(seed)
+    sides: list[list[Row]] = [[], []]
+    for _ in range(rounds):
+        levels = np.where(rng.random(samples) < 0.5, 1.0, 1.8)
+        for side, scale in enumerate((1.0, slowdown)):
+            s = 1e-4 * scale * levels * (1 + 0.01 * rng.standard_normal(samples))
+            sides[side].append(Row(CASE, status="ok", samples_s=[float(v) for v in s], calls_per_sample=10))
+    return merge_rows(sides[0]), merge_rows(sides[1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lockstep_pairs_samples_so_speed_jumps_within_a_round_cancel(seed: int) -> None:
+    base, head = lockstep_rows(1.10, seed)
+    stepped = paired_verdict(base, head, LIMITS, "lockstep")
+    assert stepped is not None and stepped["verdict"] == "slower", stepped
+    assert 1.08 < stepped["ratio"] < 1.12 and stepped["p_value"] <= 0.01 and stepped["note"] == ""
+    aa_base, aa_head = lockstep_rows(1.0, seed + 100)
+    same = paired_verdict(aa_base, aa_head, LIMITS, "lockstep")
+    assert same is not None and same["verdict"] == "same" and abs(same["ratio"] - 1) < 0.02
+
+
+def test_lockstep_ratios_need_equal_samples_in_every_round() -> None:
+    b = [np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0])]
+    assert list(lockstep_ratios(b, [2 * x for x in b])) == [2.0, 2.0]  # type: ignore[arg-type]
+    assert lockstep_ratios(b, [np.array([1.0, 2.0]), np.array([1.0, 1.0])]) is None
+    assert lockstep_ratios(b, b[:1]) is None
+    base, head = lockstep_rows(1.10, 0)
+    short = Row(CASE, status="ok", samples_s=list(head.samples_s[:-1]), samples_round=list(head.samples_round[:-1]))
+    assert paired_verdict(base, short, LIMITS, "lockstep") is None  # then compare falls back to the rounds rule
+
+
+def test_a_lockstep_job_is_paired_as_lockstep() -> None:
+    job = {"job": "j1", "design": "lockstep"}
+    assert interleaved({"ab": job}, {"ab": job}) == "lockstep"
+    assert interleaved({"ab": job}, {"ab": {**job, "design": "ABBA"}}) == ""
+    assert interleaved({"ab": {**job, "design": "other"}}, {"ab": {**job, "design": "other"}}) == ""
+    base, head = lockstep_rows(1.10, 1)
+    (case,) = compare_rows([base], [head], base_meta={"ab": job}, head_meta={"ab": job}).cases
+    assert case.verdict == "slower"
