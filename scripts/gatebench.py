@@ -350,20 +350,24 @@ def measure_lockstep(args: argparse.Namespace, plans: Sequence[Sequence[str]], t
     backend), and the conductor hands out one sample a turn, ABBA; the first condition
     rotates from round to round.
     """
-    select = ["--sizes", args.sizes, "--variants", "none", "--budget", repr(args.budget), "--min-samples", "10"]
+    select = ["--variants", "none", "--budget", repr(args.budget), "--min-samples", "10"]
     select += ["--target-ci", "0.01", "--warmup", "0.05", "--no-ceilings", "--rounds", "1", "--quiet"]
     env = {"CAUSAL_BENCH_BACKENDS": PAIRED_PLUGINS}
     step = ab.Step(args.budget, 10)
     out: list[PairProcess] = []
     start = time.perf_counter()
-    forms = args.forms.split(",")
+    cases = [(form, size) for size in args.sizes.split(",") for form in args.forms.split(",")]
     for i, plan in enumerate(plans):
         rounds: dict[str, dict[str, list[Round]]] = {c: {} for c in plan}
-        for form in forms:
+        for j, (form, size) in enumerate(cases):
             for r in range(args.rounds):
                 names = list(plan[r % len(plan) :]) + list(plan[: r % len(plan)])
                 runs = [
-                    (ab.Side(c, ROOT, env), ["--backends", c, "--forms", form, *select], tmp / f"p{i}-{form}-r{r}-{c}")
+                    (
+                        ab.Side(c, ROOT, env),
+                        ["--backends", c, "--forms", form, "--sizes", size, *select],
+                        tmp / f"p{i}-{j}-r{r}-{c}",
+                    )
                     for c in names
                 ]
                 for (meta, rows), c in zip(ab.run_lockstep(runs, step, 3600), names, strict=True):

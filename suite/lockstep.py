@@ -252,6 +252,13 @@ class Conductor:
 
     def _serve(self) -> None:
         try:
+            self._conduct()
+        finally:  # no one joins a finished lockstep: a late side is refused at once, never left waiting
+            with contextlib.suppress(OSError):
+                self._server.close()
+
+    def _conduct(self) -> None:
+        try:
             sides = self._accept()
         except (LockstepError, OSError) as e:
             self.result.error = str(e)

@@ -90,6 +90,23 @@ def test_a_side_that_leaves_before_its_turn_stops_the_others() -> None:
         assert "lockstep broke" in c.join(10).error
 
 
+def test_a_side_that_comes_after_the_lockstep_ended_is_refused_not_left_waiting() -> None:
+    _, _, result = conduct(["a", "b"], {"a": 0.0, "b": 0.0}, budget_s=0.0, min_samples=2)
+    assert result.stop == "budget"  # type: ignore[attr-defined]
+    with Conductor(["a", "b"], 0.0, min_samples=2) as c:
+        a, b = Turns(c.address("a")), Turns(c.address("b"))
+        for t in (a, b):  # the first turns, one side after the other
+            assert len(t.first()) == 1
+            t.done()
+        for t in (a, b, b, a):  # two samples each, ABBA
+            assert t.wait()
+            t.done(1e-6, 1e-6)
+        assert not a.wait() and not b.wait()  # min_samples in, budget 0: stop
+        c.join(10)
+        with pytest.raises(LockstepError, match="cannot join"):
+            Turns(c.address("a"))  # a second case of the same run, say
+
+
 def test_a_side_that_never_joins_is_given_up_on_cancel() -> None:
     with Conductor(["base", "head"], 1.0) as c:
         Turns(c.address("base"))
@@ -109,6 +126,8 @@ def test_a_bad_address_and_a_lockstep_with_rounds_are_usage_errors(tmp_path: Pat
     assert "--lockstep: expected SOCKET#NAME" in capsys.readouterr().err
     assert main([*argv, "--lockstep", "/tmp/x#base", "--rounds", "2"]) == 2
     assert "use --rounds 1" in capsys.readouterr().err
+    assert main([*argv[:6], "1x8x2,1x16x2", *argv[7:], "--lockstep", "/tmp/x#base", "--rounds", "1"]) == 2
+    assert "select one case" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     with pytest.raises(LockstepError, match="cannot join"):
         Turns(str(tmp_path / "nothing-listens") + "#base")

@@ -189,8 +189,10 @@ def run(args: argparse.Namespace) -> int:
     args.rounds = warn_rounds(args.rounds)
     spec = spec_from(args)
     options = dataclasses.replace(options_from(args), drift_limit=args.drift_limit, lockstep=args.lockstep)
-    if options.lockstep and (args.rounds != 1 or options.cluster):
-        raise UsageError("--lockstep times one case in one round on this machine: use --rounds 1, no --cluster")
+    if options.lockstep and (args.rounds != 1 or options.cluster or len(spec.cases()) != 1):
+        raise UsageError(
+            "--lockstep times one case in one round on this machine: select one case, use --rounds 1, no --cluster"
+        )
     if spec.metric == "instructions":
         if options.cluster:
             raise UsageError("--metric instructions runs on this machine; drop --cluster")

@@ -7,7 +7,11 @@ base and head alternating in ABBA order (round ``r`` of case ``i`` starts with
 base when ``i + r`` is even), each measurement a fresh ``python -m suite run``
 process for that one case inside the side's own checkout. Drift then hits both
 sides alike, and so does process-to-process luck (memory layout, which core),
-because every side gets several processes. The rounds of one side are pooled
+because every side gets several processes. A timed round runs its two sides in
+**lockstep** (:func:`run_lockstep`, ``suite.lockstep``): both processes alive at once,
+one sample each by turns, ABBA, so even a speed change inside a round lands on both
+(``--design ABBA``, or a side whose revision predates ``--lockstep``, runs one side's
+process after the other's instead). The rounds of one side are pooled
 into one row per case (``suite.rounds.merge_rows``, which ``suite run --rounds``
 uses too) and the two sides are compared with ``suite.track.compare``. A counted
 round's callgrind file is copied into its side's folder (:func:`write_side`), so the
@@ -16,7 +20,8 @@ Counted rounds (``--metric instructions``) run both sides at once
 (:func:`run_sides_together`): a count does not move with what runs beside it (no
 false alarm in 20 A/A comparisons with a CPU hog on the other core,
 results/gatebench/power/counts-load0.md), and on two cores that halves the gate's
-counted part. Timed rounds never share the machine.
+counted part. Timed rounds never time two things at once: in lockstep only the side whose
+turn it is works.
 
 Every round's process runs in a process group of its own (``suite.procgroup``): when
 ``ab`` is interrupted (Ctrl-C, SIGTERM) or a round times out, the round's ``suite run``

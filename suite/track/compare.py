@@ -35,8 +35,9 @@ rounds a side; with fewer the separation alone decides and the note says so
 of round medians; its 95% interval (two-level bootstrap,
 :func:`~suite.stats.two_level_ratio`) is shown for the reader and does not decide.
 **Interleaved pairs.** The two sides of one ``suite ab`` job (the same ``ab.job`` in
-both metadata) ran round ``i`` of base and head back to back, ABBA, so each round
-pairs with its partner and drift between pairs cancels (:func:`paired_verdict`):
+both metadata) ran round ``i`` of base and head back to back (ABBA) or in lockstep (both
+alive, one sample each by turns: the pair's ratio is the median of its sample ratios), so
+each round pairs with its partner and drift between pairs cancels (:func:`paired_verdict`):
 ``slower`` when the median pair ratio exceeds ``1 + threshold`` and the exact one-sided
 Wilcoxon signed-rank p of the pairs' log ratios is ``<= alpha``; all n pairs on one side
 give ``p = 2 ** -n``, so alpha = 0.01 needs 7 pairs, and with fewer every pair must lie

@@ -6,10 +6,11 @@ the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`):
 1. ``--metric instructions`` at the ``gate`` size preset, one round a side: executed instructions per call under
    valgrind, deterministic, judged by the counted threshold alone (0.5% by default), so
    a 1% change is caught on a noisy runner;
-2. wall-clock at :data:`GATE_TIME_SIZES`, :data:`GATE_ROUNDS` rounds a side interleaved ABBA, judged on the pairs
-   (round ``i`` of base and head back to back): the median pair ratio beyond the
-   threshold and the exact signed-rank p <= alpha (7 pairs are the fewest that reach
-   alpha = 0.01), ``suite.track.verdicts.paired_verdict``.
+2. wall-clock at :data:`GATE_TIME_SIZES`, :data:`GATE_ROUNDS` rounds a side in lockstep (round ``i`` of
+   base and head alive at once, one sample each by turns, ABBA: ``suite.lockstep``), judged on
+   the pairs: each round's median sample ratio, the median over rounds beyond the threshold and
+   the exact signed-rank p <= alpha (7 pairs are the fewest that reach alpha = 0.01),
+   ``suite.track.verdicts.paired_verdict``.
 
 Each ``ab`` writes its side folders under ``OUT/counts`` and ``OUT/time`` (the counted
 sides with their callgrind files under ``counts/``); the gate compares them again with the
@@ -98,6 +99,8 @@ class GateResult:
 
     spec: GateSpec
     parts: dict[str, Comparison] = field(default_factory=dict)
+    #: How each part's ``ab`` measured its rounds (its metadata's ``ab.design``).
+    designs: dict[str, str] = field(default_factory=dict)
 
     def exit_code(self) -> int:
         return 1 if any(c.exit_code() for c in self.parts.values()) else 0
@@ -135,7 +138,14 @@ def run_gate(
         cmp = compare_rows(base_rows, head_rows, config, base_meta, head_meta)
         add_grown_functions(cmp.cases, spec.out / part / "base", spec.out / part / "head")
         result.parts[part] = cmp
+        result.designs[part] = str((base_meta.get("ab") or {}).get("design", ""))
     return result
+
+
+def _design(design: str) -> str:
+    if design == "lockstep":
+        return "both sides in lockstep (one sample each by turns)"
+    return "ABBA (one side's process after the other's)" if design == "ABBA" else "design not recorded"
 
 
 def _change(c: CaseComparison) -> str:
@@ -159,7 +169,7 @@ def render_summary(result: GateResult) -> str:
         "",
         f"Gate set: {', '.join(spec.backends)} x {', '.join(spec.forms)}; counts at `{spec.sizes}`, one round a "
         f"side (judged beyond the counted threshold); wall-clock at `{spec.time_sizes}`, {spec.rounds} rounds a "
-        "side, ABBA, judged in pairs.",
+        f"side, {_design(result.designs.get('time', ''))}, judged in pairs.",
     ]
     for part, cmp in result.parts.items():
         bad = [c for c in cmp.cases if c.verdict in REGRESSIONS]
