@@ -134,7 +134,7 @@ def ab(session: nox.Session) -> None:
 def gate(session: nox.Session) -> None:
     """The CI recipe: ``nox -s gate -- BASE HEAD [--out DIR]``: instructions and wall-clock (suite gate)."""
     if len(session.posargs) < 2:
-        session.error("usage: nox -s gate -- BASE_REV HEAD_REV [--out results/gate] [--rounds 7]")
+        session.error("usage: nox -s gate -- BASE_REV HEAD_REV [--out results/gate] [--rounds 8]")
     install_suite(session, "torch,track")
     session.run("python", "-m", "suite", "gate", *session.posargs)
 

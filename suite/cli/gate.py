@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
         "--rounds",
         type=positive(int),
         default=gate.GATE_ROUNDS,
-        help=f"wall-clock rounds a side; default {gate.GATE_ROUNDS} (the fewest that reach alpha 0.01)",
+        help=f"wall-clock rounds a side; default {gate.GATE_ROUNDS} (the fewest that reach alpha 0.01 with the "
+        "farthest pair set aside)",
     )
     p.add_argument(
         "--budget",

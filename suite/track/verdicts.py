@@ -27,6 +27,7 @@ from suite.stats import (
     rank_p,
     round_medians,
     round_separation,
+    set_aside_farthest,
     signed_rank_p,
     two_level_ratio,
 )
@@ -136,7 +137,9 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
     sample-by-sample ratios (``lockstep``: drift within the round cancels too). Drift between
     pairs (a neighbour that came, a clock that ramped) cancels, and one slow process moves one pair. ``slower``
     when the median pair ratio exceeds ``1 + threshold`` and the exact one-sided
-    Wilcoxon signed-rank test of the pairs' log ratios gives ``p <= alpha``
+    Wilcoxon signed-rank test of the pairs' log ratios gives ``p <= alpha`` (with one pair,
+    the farthest from 1, set aside when the rest can still reach alpha:
+    ``suite.stats.set_aside_farthest``; 8 pairs or more for 0.01)
     (``suite.stats.signed_rank_p``); ``faster`` the mirror image. With too few pairs to
     reach alpha (``suite.stats.min_pairs``: 7 for 0.01) every pair must lie beyond the
     threshold, and the note says so. The interval (a bootstrap over pairs) is shown, not used.
@@ -156,7 +159,8 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
     ratio, lo, hi = paired_ratio_ci(q)
     up = 1 + limits.threshold
     leaning = "slower" if ratio >= 1 else "faster"
-    p = signed_rank_p(q, "greater" if leaning == "slower" else "less")
+    judged, aside = set_aside_farthest(q, limits.alpha)
+    p = signed_rank_p(judged, "greater" if leaning == "slower" else "less")
     out: dict[str, Any] = {
         "threshold": limits.threshold,
         "alpha": limits.alpha,
@@ -167,6 +171,8 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
     }
     beyond = ratio > up if leaning == "slower" else ratio < 1 / up
     note = f"{len(q)} pairs, {'in lockstep' if design == 'lockstep' else 'interleaved'}"
+    if aside is not None:
+        note += f"; the farthest pair ({aside:.3g}) set aside for the test"
     if min_signed_rank_p(len(q)) > limits.alpha:
         every = bool(np.all(q > up)) if leaning == "slower" else bool(np.all(q * up < 1))
         note += (
@@ -179,7 +185,7 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
             note += "; beyond the threshold but not every pair"
         return {**out, "verdict": "same", "note": note}
     if beyond and p <= limits.alpha:
-        return {**out, "verdict": leaning, "note": ""}
+        return {**out, "verdict": leaning, "note": note.split("; ", 1)[1] if aside is not None else ""}
     if beyond:
         note += f"; beyond the threshold but p = {p:.2g}"
     return {**out, "verdict": "same", "note": note}

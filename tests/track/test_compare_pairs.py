@@ -7,8 +7,8 @@ import pytest
 
 from suite.cases import Case
 from suite.results import Row
-from suite.rounds import merge_rows
-from suite.stats import min_pairs, min_signed_rank_p, pair_ratios, signed_rank_p
+from suite.rounds import merge_rows, round_samples
+from suite.stats import min_pairs, min_signed_rank_p, pair_ratios, set_aside_farthest, signed_rank_p
 from suite.track.compare import compare_rows
 from suite.track.config import Thresholds, rounds_warning
 from suite.track.verdicts import interleaved, lockstep_ratios, paired_verdict, rounds_verdict
@@ -167,3 +167,44 @@ def test_a_lockstep_job_is_paired_as_lockstep() -> None:
     base, head = lockstep_rows(1.10, 1)
     (case,) = compare_rows([base], [head], base_meta={"ab": job}, head_meta={"ab": job}).cases
     assert case.verdict == "slower"
+
+
+def test_one_slow_process_cannot_veto_a_verdict_the_other_pairs_agree_on() -> None:
+    # Eight lockstep pairs of a 10% slowdown; in one, the base process was slow all its life
+    # (1.65x its partner, as about 4% of NumPy cumsum processes were on the project's VM).
+    q = [1.10, 1.11, 1.09, 1.10, 1 / 1.5, 1.12, 1.10, 1.09]
+    judged, aside = set_aside_farthest(q, 0.01)
+    assert aside == pytest.approx(1 / 1.5) and len(judged) == 7 and np.all(judged > 1)
+    assert signed_rank_p(judged, "greater") == pytest.approx(1 / 128)
+    assert signed_rank_p(q, "greater") > 0.05  # judged on all eight, the one process vetoes it
+    # With 7 pairs none is set aside (6 cannot reach 0.01); with a laxer alpha, 6 pairs can.
+    assert set_aside_farthest(q[:7], 0.01)[1] is None
+    assert set_aside_farthest(q[:7], 0.02)[1] == pytest.approx(1 / 1.5)
+    # Two such processes still block it: the rule sets one aside, not every inconvenient pair.
+    two = [*q[:3], 1 / 1.5, 1 / 1.6, *q[5:]]
+    kept, _ = set_aside_farthest(two, 0.01)
+    assert signed_rank_p(kept, "greater") > 0.01
+
+
+def test_setting_the_farthest_pair_aside_keeps_the_test_exact_under_no_change() -> None:
+    """Under "no difference" (sign-symmetric pairs), the false alarm rate stays at or below alpha."""
+    rng = np.random.default_rng(21)
+    alarms = 0
+    trials = 4000
+    for _ in range(trials):
+        logs = rng.standard_t(2, 8) * 0.05  # heavy tails: the case the rule is for
+        kept, _ = set_aside_farthest(np.exp(logs), 0.01)
+        alarms += signed_rank_p(kept, "greater") <= 0.01
+    assert alarms / trials <= 0.01 + 3 * (0.01 * 0.99 / trials) ** 0.5  # 1/128 = 0.0078 expected
+
+
+def test_eight_pairs_with_one_wild_base_process_are_slower_with_the_pair_named() -> None:
+    base, head = lockstep_rows(1.10, 3, rounds=8)
+    rounds = round_samples(base)
+    rounds[4] = rounds[4] * 1.65  # the fifth base process ran slow all its life
+    base = Row(
+        CASE, status="ok", samples_s=[float(v) for r in rounds for v in r], samples_round=list(base.samples_round)
+    )
+    figures = paired_verdict(base, head, LIMITS, "lockstep")
+    assert figures is not None and figures["verdict"] == "slower", figures
+    assert "farthest pair (0.66" in figures["note"] and "set aside" in figures["note"]

@@ -75,7 +75,7 @@ def test_gate_fails_on_a_regression_in_either_part(
     assert main(["gate", "HEAD", "HEAD", "--repo", str(ROOT), "--out", str(out), "--quiet"]) == code
     counts_argv, time_argv = calls
     assert counts_argv[counts_argv.index("--metric") + 1] == "instructions" and "--rounds" in counts_argv
-    assert time_argv[time_argv.index("--rounds") + 1] == str(gate.GATE_ROUNDS) == "7" and "--metric" not in time_argv
+    assert time_argv[time_argv.index("--rounds") + 1] == str(gate.GATE_ROUNDS) == "8" and "--metric" not in time_argv
     assert counts_argv[counts_argv.index("--sizes") + 1] == "gate" and "numpy,torch" in counts_argv
     assert time_argv[time_argv.index("--sizes") + 1] == gate.GATE_TIME_SIZES == "8x128x256"  # one size timed
     text = summary.read_text()
