@@ -4,7 +4,7 @@
 - ``compare``: base against head, case by case: verdicts and the machine check;
 - ``render``: a comparison as markdown, CSV and JSON;
 - ``history``: per-case trends over the runs of one machine, step changes flagged;
-- ``ab``: two revisions measured interleaved (ABBA) in one job, then compared;
+- ``ab``: two revisions measured interleaved (in lockstep, or ABBA) in one job, then compared;
 - ``gate``: the CI recipe: ``ab`` on instruction counts and on wall-clock, one summary;
 - ``power``: the gate's power from stored rounds (``scripts/gatebench.py``);
 - ``dashboard``, ``dashboard_page``: the trends as one offline HTML page (plotly), per machine.

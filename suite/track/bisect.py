@@ -3,7 +3,7 @@
 Like ``git bisect`` (and asv's ``find``), over the first-parent history from GOOD
 to BAD, in about log2(n) probes. A probe measures the commit against GOOD with the
 interleaved A/B that ``suite ab`` makes (``suite.track.ab.interleave``: fresh
-processes, sides alternating ABBA, rounds pooled) and the verdict of
+processes, sides in lockstep, rounds pooled) and the verdict of
 ``suite.track.compare``: a commit is *slow* when its median is beyond the
 threshold and the ratio's confidence interval lies above 1. BAD is probed first,
 so a history with no slowdown stops at once. A probe whose run fails (the commit

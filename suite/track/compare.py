@@ -40,7 +40,8 @@ alive, one sample each by turns: the pair's ratio is the median of its sample ra
 each round pairs with its partner and drift between pairs cancels (:func:`paired_verdict`):
 ``slower`` when the median pair ratio exceeds ``1 + threshold`` and the exact one-sided
 Wilcoxon signed-rank p of the pairs' log ratios is ``<= alpha``; all n pairs on one side
-give ``p = 2 ** -n``, so alpha = 0.01 needs 7 pairs, and with fewer every pair must lie
+give ``p = 2 ** -n``, so alpha = 0.01 needs 7 pairs (with 8 or more, the pair farthest
+from 1 is set aside before the test), and with fewer every pair must lie
 beyond the threshold. Runs measured apart (``compare`` of two ``suite run``) are never
 paired: a shift shared by a whole run would read as a consistent effect.
 Why these rules: results/tuning/gate-statistics.md. Rows with one round on either
