@@ -424,51 +424,44 @@ def pairs_from_json(doc: Sequence[dict[str, Any]]) -> list[PairProcess]:
 
 
 def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> str:
+    r = info["rounds"]
     if info.get("design") == "lockstep":
-        return render_lockstep(judged_by, info)
-    r = info["rounds"]
+        title = f"wall-clock in lockstep (scripts/gatebench.py --mode lockstep, {r} rounds a comparison)"
+        unit = "sets"
+        how = (
+            "How: the gate's design (`suite ab`'s lockstep rounds, `suite.track.ab.run_lockstep`) with the "
+            "conditions as sides: `pair-a`, `pair-b` (nothing planted), `slowed-10`, `slowed-25` (10% and 25% of the "
+            f"kernel's fastest time spun after every call). Each set measures every case in {r} rounds; each round "
+            "starts one fresh `suite run --lockstep` per condition and hands out one sample a turn, ABBA, the first "
+            "condition rotating by round. Sets beyond those the detection trials need run `pair-a` and `pair-b` "
+            "alone. Per set and case: A/A = `pair-a` against `pair-b`, 10% = `pair-a` against `slowed-10`, 25% = "
+            "`pair-b` against `slowed-25`. The *measured* ratio (median over rounds of each round's median sample "
+            "ratio) is what each comparison saw.  "
+        )
+        rule = "in lockstep (median round ratio"
+    else:
+        title = f"wall-clock in pairs (scripts/gatebench.py --mode pairs, {r} pairs a comparison)"
+        unit = "processes"
+        how = (
+            f"How: the gate's design. Each process is one `suite run --rounds {r}` whose backends are the conditions "
+            "(`pair-a`, `pair-b`: nothing planted; `slowed-10`, `slowed-25`: 10% and 25% of the kernel's fastest "
+            "time spun after every call); each round measures every case under every condition, each in a fresh "
+            "worker, seconds apart, so round i of one condition pairs with round i of another as `suite ab` pairs "
+            "base and head. Per process and case: A/A = `pair-a` against `pair-b`, 10% = `pair-a` against "
+            "`slowed-10`, 25% = `pair-b` against `slowed-25` (no round used twice within a scenario). The *measured* "
+            "ratio (median pair ratio) is what each comparison saw.  "
+        )
+        rule = "(median pair ratio"
     lines = [
-        f"## Gate power, wall-clock in pairs (scripts/gatebench.py --mode pairs, {r} pairs a comparison)",
+        f"## Gate power, {title}",
         "",
         f"Command: `{info['command']}`  ",
         f"Machine: {info['machine']}; load average at start {info['load_start']}, at end {info['load_end']}; "
         f"background load: {info['load']}.  ",
-        f"Cases: {', '.join(info['cases'])}; {info['processes']} processes, {info['elapsed_s']:.0f} s in all.  ",
-        f"How: the gate's design. Each process is one `suite run --rounds {r}` whose backends are the conditions "
-        "(`pair-a`, `pair-b`: nothing planted; `slowed-10`, `slowed-25`: 10% and 25% of the kernel's fastest time "
-        "spun after every call); each round measures every case under every condition, each in a fresh worker, "
-        "seconds apart, so round i of one condition pairs with round i of another as `suite ab` pairs base and "
-        "head. Per process and case: A/A = `pair-a` against `pair-b`, 10% = `pair-a` against `slowed-10`, 25% = "
-        "`pair-b` against `slowed-25` (no round used twice within a scenario). The *measured* ratio (median pair "
-        "ratio) is what each comparison saw.  ",
-        f"Rule: `suite.track.verdicts.paired_verdict` (median pair ratio beyond the threshold and the exact "
+        f"Cases: {', '.join(info['cases'])}; {info['processes']} {unit}, {info['elapsed_s']:.0f} s in all.  ",
+        how,
+        f"Rule: `suite.track.verdicts.paired_verdict` {rule} beyond the threshold and the exact "
         f"signed-rank p <= {info['alpha']:g}). Inconclusive: a round measured under contention.",
-    ]
-    if warning := rounds_warning(r, info["alpha"], paired=True):
-        lines += ["", f"> {warning}"]
-    lines += threshold_sections(judged_by)
-    return "\n".join(lines) + "\n"
-
-
-def render_lockstep(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> str:
-    r = info["rounds"]
-    lines = [
-        f"## Gate power, wall-clock in lockstep (scripts/gatebench.py --mode lockstep, {r} rounds a comparison)",
-        "",
-        f"Command: `{info['command']}`  ",
-        f"Machine: {info['machine']}; load average at start {info['load_start']}, at end {info['load_end']}; "
-        f"background load: {info['load']}.  ",
-        f"Cases: {', '.join(info['cases'])}; {info['processes']} sets, {info['elapsed_s']:.0f} s in all.  ",
-        "How: the gate's design (`suite ab`'s lockstep rounds, `suite.track.ab.run_lockstep`) with the conditions "
-        "as sides: `pair-a`, `pair-b` (nothing planted), `slowed-10`, `slowed-25` (10% and 25% of the kernel's "
-        f"fastest time spun after every call). Each set measures every case in {r} rounds; each round starts one "
-        "fresh `suite run --lockstep` per condition and hands out one sample a turn, ABBA, the first condition "
-        "rotating by round. Sets beyond those the detection trials need run `pair-a` and `pair-b` alone. Per set "
-        "and case: A/A = `pair-a` against `pair-b`, 10% = `pair-a` against `slowed-10`, 25% = `pair-b` against "
-        "`slowed-25`. The *measured* ratio (median over rounds of each round's median sample ratio) is what "
-        "each comparison saw.  ",
-        f"Rule: `suite.track.verdicts.paired_verdict` in lockstep (median round ratio beyond the threshold and the "
-        f"exact signed-rank p <= {info['alpha']:g}). Inconclusive: a round measured under contention.",
     ]
     if warning := rounds_warning(r, info["alpha"], paired=True):
         lines += ["", f"> {warning}"]
