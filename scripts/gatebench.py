@@ -370,8 +370,7 @@ def measure_lockstep(args: argparse.Namespace, plans: Sequence[Sequence[str]], t
                     )
                     for c in names
                 ]
-                for (meta, rows), c in zip(ab.run_lockstep(runs, step, 3600), names, strict=True):
-                    del meta
+                for (_, rows), c in zip(ab.run_lockstep(runs, step, 3600), names, strict=True):
                     for row in rows:
                         if row.status == "ok":
                             got = rounds[c].setdefault(as_numpy_key(row.key), [])

@@ -103,7 +103,6 @@ class Turns:
         self.line = _Line(sock)
         self.line.send({"hello": self.name, "pid": os.getpid()})
         self.peers: list[int] = []
-        self.turns = 0
 
     def first(self) -> list[int]:
         """Wait for the first turn (warm-up and calibration); the other sides' PIDs. LockstepError on stop."""
@@ -124,7 +123,6 @@ class Turns:
     def done(self, seconds_per_call: float | None = None, wall_s: float | None = None) -> None:
         """The turn is over: report its sample, per call, and the block's wall seconds (None for the
         warm-up turn)."""
-        self.turns += 1
         self.line.send({"s": seconds_per_call, "wall": wall_s})
 
     def close(self) -> None:

@@ -170,9 +170,9 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
         "p_value": p,
     }
     beyond = ratio > up if leaning == "slower" else ratio < 1 / up
-    note = f"{len(q)} pairs, {'in lockstep' if design == 'lockstep' else 'interleaved'}"
-    if aside is not None:
-        note += f"; the farthest pair ({aside:.3g}) set aside for the test"
+    set_aside = f"the farthest pair ({aside:.3g}) set aside for the test" if aside is not None else ""
+    how = "in lockstep" if design == "lockstep" else "interleaved"
+    note = f"{len(q)} pairs, {how}" + (f"; {set_aside}" if set_aside else "")
     if min_signed_rank_p(len(q)) > limits.alpha:
         every = bool(np.all(q > up)) if leaning == "slower" else bool(np.all(q * up < 1))
         note += (
@@ -185,7 +185,7 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
             note += "; beyond the threshold but not every pair"
         return {**out, "verdict": "same", "note": note}
     if beyond and p <= limits.alpha:
-        return {**out, "verdict": leaning, "note": note.split("; ", 1)[1] if aside is not None else ""}
+        return {**out, "verdict": leaning, "note": set_aside}
     if beyond:
         note += f"; beyond the threshold but p = {p:.2g}"
     return {**out, "verdict": "same", "note": note}
