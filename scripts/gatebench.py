@@ -64,6 +64,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, as for `python -m`
 
+from suite import placement
 from suite.cases import PRESETS, Case, parse_sizes
 from suite.machine import machine_info
 from suite.results import load_run, write_atomic
@@ -348,7 +349,9 @@ def measure_lockstep(args: argparse.Namespace, plans: Sequence[Sequence[str]], t
 
     Each round starts one fresh ``suite run --rounds 1 --lockstep`` per condition (its own
     backend), and the conductor hands out one sample a turn, ABBA; the first condition
-    rotates from round to round.
+    rotates from round to round. Every condition of a round places its input at the same
+    page offset (``--input-offset``, ``suite.placement``), drawn per round from ``--seed``,
+    as ``suite ab`` does; the offsets are stored with the samples.
     """
     select = ["--variants", "none", "--budget", repr(args.budget), "--min-samples", "10"]
     select += ["--target-ci", "0.01", "--warmup", "0.05", "--no-ceilings", "--rounds", "1", "--quiet"]
@@ -357,15 +360,19 @@ def measure_lockstep(args: argparse.Namespace, plans: Sequence[Sequence[str]], t
     out: list[PairProcess] = []
     start = time.perf_counter()
     cases = [(form, size) for size in args.sizes.split(",") for form in args.forms.split(",")]
+    draws = iter(placement.offsets(args.seed, len(plans) * len(cases) * args.rounds))
     for i, plan in enumerate(plans):
         rounds: dict[str, dict[str, list[Round]]] = {c: {} for c in plan}
+        placed: dict[str, list[int]] = {}
         for j, (form, size) in enumerate(cases):
             for r in range(args.rounds):
                 names = list(plan[r % len(plan) :]) + list(plan[: r % len(plan)])
+                offset = next(draws)
+                placed.setdefault(f"{form} {size}", []).append(offset)
                 runs = [
                     (
                         ab.Side(c, ROOT, env),
-                        ["--backends", c, "--forms", form, "--sizes", size, *select],
+                        ["--backends", c, "--forms", form, "--sizes", size, *select, "--input-offset", str(offset)],
                         tmp / f"p{i}-{j}-r{r}-{c}",
                     )
                     for c in names
@@ -377,7 +384,7 @@ def measure_lockstep(args: argparse.Namespace, plans: Sequence[Sequence[str]], t
                             got += [Round(tuple(map(float, p)), row.contended) for p in round_samples(row)]
                         else:
                             print(f"{c} {row.key}: {row.status}: {row.reason}", file=sys.stderr)
-        out.append({"order": list(plan), "rounds": rounds})
+        out.append({"order": list(plan), "rounds": rounds, "input_offsets": placed})
         print(f"[{i + 1}/{len(plans)}] {','.join(plan)}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return out
 
@@ -404,6 +411,7 @@ def pairs_to_json(processes: Sequence[PairProcess]) -> list[dict[str, Any]]:
                 c: {k: [{"samples_s": list(r.samples), "contended": r.contended} for r in rs] for k, rs in by.items()}
                 for c, by in p["rounds"].items()
             },
+            **({"input_offsets": p["input_offsets"]} if "input_offsets" in p else {}),
         }
         for p in processes
     ]
@@ -437,6 +445,11 @@ def render_pairs(judged_by: dict[float, list[Judged]], info: dict[str, Any]) -> 
             "`pair-b` against `slowed-25`. The *measured* ratio (median over rounds of each round's median sample "
             "ratio) is what each comparison saw.  "
         )
+        if "placement_seed" in info:
+            how += (
+                "Every condition of a round places its input at one page offset, drawn per round from seed "
+                f"{info['placement_seed']} (`suite run --input-offset`, `suite.placement`), as `suite ab` does.  "
+            )
         rule = "in lockstep (median round ratio"
     else:
         title = f"wall-clock in pairs (scripts/gatebench.py --mode pairs, {r} pairs a comparison)"
@@ -654,6 +667,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"rounds a side per comparison; default the gate's {GATE_ROUNDS} (pairs), 5 (time)",
     )
     p.add_argument("--block", type=int, default=5, help="rounds per measuring process; default 5")
+    p.add_argument("--seed", type=int, default=1337, help="seed of the rounds' input offsets (lockstep); default 1337")
     p.add_argument("--aa", type=int, default=78, help="A/A comparisons at least; default 78")
     p.add_argument("--detect", type=int, default=21, help="trials per planted slowdown at least; default 21")
     p.add_argument(
@@ -716,6 +730,8 @@ def main(argv: Sequence[str] | None = None, count_runner: CountRunner | None = N
                     plans = pair_plan(args.aa, args.detect, len(cases))
                     info["processes"] = len(plans)
                     info["design"] = "lockstep" if args.mode == "lockstep" else "ABBA"
+                    if args.mode == "lockstep":
+                        info["placement_seed"] = args.seed
                     measure = measure_lockstep if args.mode == "lockstep" else measure_pairs
                     processes = measure(args, plans, Path(tmp))
                 else:

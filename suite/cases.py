@@ -15,6 +15,7 @@ from suite.canary import DRIFT_LIMIT
 from suite.contention import default_policy
 from suite.forms import FORM_NAMES, form_names
 from suite.isolation import AUTO, DEFAULT_STEPS
+from suite.placement import RANDOM
 from suite.reference import FILE_INPUT, INPUT_KINDS
 from suite.timing import TimerConfig
 
@@ -292,3 +293,6 @@ class RunOptions:
     # Lockstep (suite.lockstep, ``suite run --lockstep``): the conductor's SOCKET#NAME; the
     # case samples by turns with the other sides of a ``suite ab`` round. "" samples alone.
     lockstep: str = ""
+    # Placement (suite.placement, ``suite run --input-offset``): the timed input's byte offset
+    # within its page, or RANDOM (-1): drawn afresh in each worker process, so per round.
+    input_offset: int = RANDOM

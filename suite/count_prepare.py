@@ -30,6 +30,7 @@ from pathlib import Path
 
 from backends._probes import cache_dir
 from suite.cases import Case, RunOptions
+from suite.count_worker import write_job
 from suite.results import Row
 
 #: Backends whose compile runs natively before counting, and the cache their worker loads it from.
@@ -57,7 +58,7 @@ def prepare(case: Case, options: RunOptions, env: dict[str, str], timeout: float
     native = dataclasses.replace(options, measure=False)
     with tempfile.TemporaryDirectory(prefix="causal-bench-precompile-") as tmp:
         job, result = Path(tmp, "job.pkl"), Path(tmp, "row.pkl")
-        job.write_bytes(pickle.dumps((case, native)))
+        write_job(job, case, native)
         argv = [sys.executable, "-m", "suite.count_worker", str(job), str(result)]
         try:
             with cache_lock():

@@ -27,6 +27,7 @@ from suite import procgroup
 from suite.callgrind import CallgrindError, read_dump
 from suite.cases import Case, RunOptions
 from suite.count_prepare import check_cached, precompile_env, prepare
+from suite.count_worker import write_job
 from suite.counting import (
     COUNTED_CALLS,
     MISSING_VALGRIND,
@@ -35,6 +36,7 @@ from suite.counting import (
     counting_env,
     dump_file,
     hook_library,
+    startup_env,
     valgrind,
     valgrind_command,
 )
@@ -109,9 +111,10 @@ class CountingRunner:
         options = dataclasses.replace(self.options, case_timeout_s=self.options.case_timeout_s * SLOWDOWN)
         with tempfile.TemporaryDirectory(prefix="causal-bench-count-") as tmp:
             job, result, out = Path(tmp, "job.pkl"), Path(tmp, "row.pkl"), Path(tmp, "callgrind.out")
-            job.write_bytes(pickle.dumps((case, options)))
             argv = [sys.executable, "-m", "suite.count_worker", str(job), str(result), *preload(case.backend)]
             env = {**counting_env(os.environ), **precompile_env(case.backend)}
+            first, later = startup_env(env)  # the rest is set in the worker after its first imports
+            write_job(job, case, options, later)
             if precompile_env(case.backend):  # compiled natively first: the worker loads it (count_prepare)
                 early = prepare(case, self.options, env, self.options.case_timeout_s + START_S)
                 if early is not None:
@@ -120,7 +123,7 @@ class CountingRunner:
             try:
                 # Its own process group, stopped and waited for on any way out (timeout, Ctrl-C,
                 # SIGTERM): no valgrind worker outlives this runner (suite.procgroup).
-                done = procgroup.run(valgrind_command(out, argv), env=env, timeout=timeout)
+                done = procgroup.run(valgrind_command(out, argv), env=first, timeout=timeout)
             except subprocess.TimeoutExpired:
                 return Row(
                     case,

@@ -1,6 +1,7 @@
 """The counted worker: one case, in a process running under callgrind (``suite.count_runner`` starts it).
 
-``python -m suite.count_worker JOB RESULT``: JOB is a pickled ``(Case, RunOptions)``;
+``python -m suite.count_worker JOB RESULT``: JOB is the pickled environment the worker sets after
+its first imports (``suite.counting.startup_env``) and a pickled ``(Case, RunOptions)``;
 the case goes through the one case pipeline (``suite.runner.run_case``: guards, build,
 agreement check, then the counted calls through ``suite.counting.Hook``), and RESULT
 receives the pickled ``(BackendInfo, Row)``. The row's machine is the simulated one.
@@ -17,23 +18,34 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from suite.counting import in_fresh_thread
+
+
+def write_job(job: Path, case: Any, options: Any, later: Mapping[str, str] | None = None) -> None:
+    """The JOB file for a worker of ``case``: ``later``, the environment it sets after its first imports."""
+    job.write_bytes(pickle.dumps((dict(later or {}), pickle.dumps((case, options)))))
 
 
 def main(job: Path, result: Path, preload: Sequence[str] = ("numpy",)) -> int:
     for module in preload:  # first in this thread's heap, before any of the harness's code
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
+    # The environment beyond what the worker started with (suite.counting.startup_env), after
+    # the first imports and before the harness's: the plugins it names load with the harness.
+    later, payload = pickle.loads(job.read_bytes())
+    os.environ.update(later)
     from suite.counting import dispatch_levels, header_version, simulated_machine
     from suite.results import Row
     from suite.runner import BackendInfo, first_line, open_backend, run_case
 
-    case, options = pickle.loads(job.read_bytes())
+    case, options = pickle.loads(payload)
     try:
         adapter, info = open_backend(case.backend, options)
     except Exception as e:

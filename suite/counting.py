@@ -20,7 +20,7 @@ that differ in unused code, or a longer environment, moved NumPy ``loop`` by up 
 and ``cumsum[staged]`` by 3.6%; results/tuning/counting.md, "Across revisions"): the
 worker runs in a fresh thread from its first import on (``suite.count_worker``), so the
 frameworks' long-lived objects are laid out in a heap of their own; the counted case's
-input is copied onto a page (``pinned_input``); glibc's mmap threshold is fixed
+input is copied onto a page (``suite.placement.place`` at offset 0); glibc's mmap threshold is fixed
 (``MMAP_THRESHOLD``); and ``Hook.count`` empties the cyclic collector's generations and
 freezes what exists, pins pymalloc's pools (``pin_small_object_pools``) and makes the
 calls in another fresh thread, whose glibc arena is new.
@@ -90,9 +90,6 @@ SIZE_CLASSES = 32
 #: Pools' worth of objects ``pin_small_object_pools`` allocates per size class, at most,
 #: looking for an empty pool.
 POOL_SEARCH = 8
-#: Alignment of a counted case's input (``pinned_input``): a page.
-INPUT_ALIGNMENT = 4096
-
 MISSING_VALGRIND = "valgrind not found on PATH: counted runs need it (apt-get install valgrind)"
 HEADER = Path("/usr/include/valgrind/callgrind.h")
 
@@ -185,6 +182,33 @@ def counting_env(base: Mapping[str, str]) -> dict[str, str]:
         [*tunables_except(base.get("GLIBC_TUNABLES", ""), MALLOC_TUNABLES), *MALLOC_TUNABLES]
     )
     return env
+
+
+#: The variables a counted worker starts with (``startup_env``): the interpreter's, the loader's,
+#: valgrind's and those the frameworks read when they are imported (all of ``counting_env``'s
+#: pins among them). The rest of the environment is set by the worker after its first imports.
+STARTUP_PREFIXES = (
+    "PYTHON", "LD_", "VALGRIND", "GLIBC_", "LC_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "NPY_",
+    "ATEN_", "TORCH", "JAX_", "XLA_", "NUMBA_", "CUDA", "TRITON",
+)  # fmt: skip
+STARTUP_NAMES = frozenset({"LANG", "TMPDIR"})
+
+
+def startup_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``env`` split in two: what the counted worker starts with, and what it sets after its first imports.
+
+    The environment is copied onto the heap before anything else (``os.environ``), so its size
+    moves where the names that NumPy and the frameworks intern at import land. CPython's type
+    attribute cache hashes a name by its address: in one layout in two, two lookups of a call
+    share a slot and miss on every call (NumPy ``cumsum`` on 2x8x4 counted 37,228 or 37,715
+    instructions a call, ``find_name_in_mro`` and ``_Py_dict_lookup`` the difference, as one
+    unrelated variable came or went; results/tuning/counting.md). Started with the variables
+    that decide how the libraries load, which a job does not change, and given the rest
+    (``CAUSAL_BENCH_*``, a CI's own, the shell's) only after its first imports, the worker lays
+    those names out the same whatever else the environment holds.
+    """
+    first = {k: v for k, v in env.items() if k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES)}
+    return first, {k: v for k, v in env.items() if k not in first}
 
 
 def tunables_except(tunables: str, ours: Sequence[str]) -> list[str]:
@@ -342,21 +366,6 @@ def pin_small_object_pools() -> list[object]:
         else:
             keep.extend(run)  # no empty pool found: what was allocated stays, nothing pinned
     return keep
-
-
-def pinned_input(x: Any) -> Any:
-    """A copy of the host array ``x`` whose data starts on a page boundary (``INPUT_ALIGNMENT``).
-
-    Where an array starts decides the head and tail paths of vectorised loops and of
-    memcpy; a fresh array's address depends on what the process allocated before.
-    """
-    import numpy as np
-
-    raw = np.empty(x.nbytes + INPUT_ALIGNMENT, dtype=np.uint8)
-    skip = -raw.ctypes.data % INPUT_ALIGNMENT
-    pinned = raw[skip : skip + x.nbytes].view(x.dtype).reshape(x.shape)
-    pinned[...] = x
-    return pinned
 
 
 def dispatch_levels() -> dict[str, str]:

@@ -23,11 +23,12 @@ from backends._common import numpy_input_dtype
 from backends.base import Ceilings
 from suite.cases import Case, RunOptions
 from suite.contention import CpuMonitor, measure_watched
-from suite.counting import COUNTED, Hook, pinned_input
+from suite.counting import COUNTED, Hook
 from suite.forms import ITEMSIZE, get_form
 from suite.guards import cost_model, estimated_bytes, guarded, unsupported
 from suite.isolation import WorkerPlan, limit_pools, read_back
 from suite.lockstep import LockstepError, Turns, joined
+from suite.placement import RANDOM, draw, place
 from suite.profiling import HostMemory, after_timing
 from suite.reference import (
     FILE_INPUT,
@@ -60,6 +61,14 @@ def case_input(case: Case, options: RunOptions) -> np.ndarray:
         x_host = make_input(case.shape, case.input, options.seed)
     validate_input(x_host)
     return x_host.astype(numpy_input_dtype(case.dtype))
+
+
+def input_offset(case: Case, options: RunOptions) -> int:
+    """Where the timed input starts within its page (``suite.placement``): ``--input-offset``, else
+    drawn afresh in this process (so per round); a counted case's at 0, whatever came before."""
+    if options.input_offset != RANDOM:
+        return options.input_offset
+    return 0 if case.metric == COUNTED else draw()
 
 
 class Checked(NamedTuple):
@@ -153,9 +162,7 @@ def _run_case(
 
         memory = HostMemory()
         memory.start()  # before the input exists: the case's memory is what comes after
-        x_host = case_input(case, options)
-        if case.metric == COUNTED:  # counted: the input at a fixed alignment, whatever came before
-            x_host = pinned_input(x_host)
+        x_host = place(case_input(case, options), input_offset(case, options))
         built, _, agreement, check_s = build_and_check(case, adapter, x_host, common["tol"])
         common.update(compile_s=built.compile_s, rel_err=agreement.rel_err, max_abs_err=agreement.max_abs_err)
         if not agreement.passed:

@@ -161,6 +161,24 @@ PAIRED_CONDITIONS = {c.name: float(c.fraction or 0.0) for c in (PairA, PairB, Sl
 PAIRED_PLUGINS = ",".join(f"tests.fake_backends:{c.__name__}" for c in (PairA, PairB, Slowed10, Slowed25))
 
 
+# -- NotedNumpy: NumPy whose row says where its input lay within its page ------------------
+#
+# ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:NotedNumpy`` replaces ``numpy`` with the same
+# idioms whose built notes (the row's reason) are ``input at N``, N the input's offset within
+# its page as the timed calls see it (``suite.placement``).
+
+NOTED_PLUGIN = "tests.fake_backends:NotedNumpy"
+
+
+class NotedNumpy(NumpyBackend):
+    name = "numpy"
+    form_variants: ClassVar[Mapping[str, Mapping[str, Callable[..., Any]]]] = {}
+
+    def build(self, form: str, x: Any, precision: str) -> Built:
+        built = super().build(form, x, precision)
+        return Built(built.fn, built.compile_s, f"input at {x.ctypes.data % 4096}")
+
+
 # -- OffByTolerance: a finite result wrong by a chosen multiple of the tolerance ------------
 #
 # ``CAUSAL_BENCH_BACKENDS=tests.fake_backends:OffByTolerance`` adds the backend ``off``.

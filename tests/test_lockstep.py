@@ -15,9 +15,11 @@ import pytest
 from suite.cli import main
 from suite.contention import CpuMonitor
 from suite.lockstep import Conductor, LockstepError, Turns, order, parse_address
+from suite.placement import offsets
 from suite.timing import Timer, TimerConfig
 from suite.track import ab
 from suite.track.compare import compare_rows
+from tests.fake_backends import NOTED_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,18 +174,23 @@ def test_ab_rounds_in_lockstep_give_paired_samples_and_a_lockstep_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CAUSAL_BENCH_ON_CONTENTION", "flag")
-    sides = (ab.Side("base", ROOT), ab.Side("head", ROOT))
-    group = ["--backends", "numpy", "--forms", "cumsum", "--sizes", "2x16x8", "--variants", "none"]
+    noted = {"CAUSAL_BENCH_BACKENDS": NOTED_PLUGIN}  # rows say where the input lay
+    sides = (ab.Side("base", ROOT, noted), ab.Side("head", ROOT, noted))
+    group = ["--backends", "numpy", "--forms", "cumsum", "--sizes", "2x16x8"]
     lines: list[str] = []
     base, head = ab.interleave(sides, [group], ab.run_flags(_args(0.02)), 2, tmp_path, progress=lines.append)
     assert base.design == head.design == "lockstep"
     (key,) = base.rounds
-    for b, h in zip(base.rounds[key], head.rounds[key], strict=True):
+    # Both sides of a round time their input at the round's offset, drawn from the seed (suite.placement).
+    assert base.input_offsets == head.input_offsets == offsets(1, 2)
+    for b, h, at in zip(base.rounds[key], head.rounds[key], base.input_offsets, strict=True):
         assert b.status == h.status == "ok", (b.reason, h.reason)
+        assert f"input at {at}" in b.reason and f"input at {at}" in h.reason
         assert b.stop_reason == h.stop_reason == "lockstep" and len(b.samples_s) == len(h.samples_s) >= 10
         assert b.rel_err <= b.tol  # each side checked its own result against float64
     extra = {"job": "j", "design": base.design}
     (bm, br), (hm, hr) = base.merged(extra), head.merged(extra)
+    assert bm["ab"]["input_offsets"] == hm["ab"]["input_offsets"] == base.input_offsets
     (case,) = compare_rows(br, hr, base_meta=bm, head_meta=hm).cases
     assert "in lockstep" in case.note
     # A side whose `suite run` predates --lockstep: the job falls back to ABBA and says so.

@@ -29,6 +29,7 @@ from suite.contention import POLICIES, default_policy
 from suite.count_runner import COUNTS_DIR
 from suite.counting import MISSING_VALGRIND, valgrind
 from suite.lockstep import parse_address
+from suite.placement import RANDOM, parse_offset
 from suite.profiling import PROFILES_DIR
 from suite.report.markdown import write_report
 from suite.results import CSV_NAME, FAILED_STATUSES, JSON_NAME, REPORT_NAME, ResultsError
@@ -103,6 +104,16 @@ def add_parser(sub: Any) -> None:
         "turn, joining the conductor listening on SOCKET as NAME; `suite ab` passes it, with --rounds 1",
     )
     p.add_argument(
+        "--input-offset",
+        type=input_offset,
+        default=RANDOM,
+        metavar="{random,BYTES}",
+        help="where the timed input starts within its page (suite.placement): random (a cache-line offset "
+        "drawn afresh in each worker process, so per round, so that 4K aliasing between input and output "
+        "averages out over rounds instead of biasing a whole revision) or BYTES, a multiple of 64 below "
+        "4096; `suite ab` passes one drawn offset to both sides of a round; default random (counted: 0)",
+    )
+    p.add_argument(
         "--cluster",
         type=cluster_address,
         default=None,
@@ -151,6 +162,14 @@ def lockstep_address(text: str) -> str:
     return text
 
 
+def input_offset(text: str) -> int:
+    """``--input-offset``: random or a cache-line offset within a page."""
+    try:
+        return parse_offset(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def cluster_address(text: str) -> str:
     """``--cluster``: auto, local, ray://HOST:PORT or HOST:PORT."""
     host, _, port = text.removeprefix("ray://").rpartition(":")
@@ -188,7 +207,9 @@ def run(args: argparse.Namespace) -> int:
     counted_device(args)
     args.rounds = warn_rounds(args.rounds)
     spec = spec_from(args)
-    options = dataclasses.replace(options_from(args), drift_limit=args.drift_limit, lockstep=args.lockstep)
+    options = dataclasses.replace(
+        options_from(args), drift_limit=args.drift_limit, lockstep=args.lockstep, input_offset=args.input_offset
+    )
     if options.lockstep and (args.rounds != 1 or options.cluster or len(spec.cases()) != 1):
         raise UsageError(
             "--lockstep times one case in one round on this machine: select one case, use --rounds 1, no --cluster"

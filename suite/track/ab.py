@@ -11,7 +11,10 @@ because every side gets several processes. A timed round runs its two sides in
 **lockstep** (:func:`run_lockstep`, ``suite.lockstep``): both processes alive at once,
 one sample each by turns, ABBA, so even a speed change inside a round lands on both
 (``--design ABBA``, or a side whose revision predates ``--lockstep``, runs one side's
-process after the other's instead). The rounds of one side are pooled
+process after the other's instead). Both sides of a timed round place their input at the
+same page offset, drawn per round from ``--seed`` (``suite run --input-offset``,
+``suite.placement``), so 4K aliasing is luck the rounds average, not a bias one revision's
+heap carries into all its processes. The rounds of one side are pooled
 into one row per case (``suite.rounds.merge_rows``, which ``suite run --rounds``
 uses too) and the two sides are compared with ``suite.track.compare``. A counted
 round's callgrind file is copied into its side's folder (:func:`write_side`), so the
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import REGISTRY
-from suite import machine, procgroup
+from suite import machine, placement, procgroup
 from suite.cases import Case
 from suite.count_runner import COUNTS_DIR
 from suite.counting import COUNTED
@@ -292,6 +295,8 @@ class SideResult:
     run_ids: list[str] = field(default_factory=list)
     #: How the rounds were measured: ``lockstep`` (sample by sample, ``suite.lockstep``) or ``ABBA``.
     design: str = ""
+    #: Each timed round's ``--input-offset`` (``suite.placement``), in the order run; empty when counted.
+    input_offsets: list[int] = field(default_factory=list)
 
     def add(self, meta: dict[str, Any], rows: Sequence[Row], folder: Path | None = None) -> None:
         """One round's run; ``folder``, where it was written: its rows' callgrind files are named absolutely."""
@@ -316,7 +321,13 @@ class SideResult:
         meta = {
             **self.meta,
             "run_id": run_id,
-            "ab": {"side": self.side.name, "label": self.side.label, "runs": self.run_ids, **extra_meta},
+            "ab": {
+                "side": self.side.name,
+                "label": self.side.label,
+                "runs": self.run_ids,
+                **({"input_offsets": self.input_offsets} if self.input_offsets else {}),
+                **extra_meta,
+            },
         }
         return meta, rows
 
@@ -367,10 +378,20 @@ def interleave(
     for res in results:
         res.design = design
     step = _lockstep_step(run_flags)
+    # A timed round's input placement, drawn from the seed and the same for both sides (suite.placement).
+    placements = placement.offsets(int(dict(run_flags).get("--seed") or 0), len(groups) * rounds)
+    placed = [[] if counted else supported_flags(side, [(INPUT_OFFSET_FLAG, "0")])[0] for side in sides]
+    if not counted and not all(placed) and progress:
+        progress(f"a side's `suite run` does not know {INPUT_OFFSET_FLAG}: its inputs lie where its heap puts them")
     for i, group in enumerate(groups):
         for r in range(rounds):
             order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
-            runs = [(s, sides[s], [*group, *argv[s]], work / sides[s].name / f"group{i:04d}-round{r}") for s in order]
+            offset = placements[i * rounds + r]
+            at = [[INPUT_OFFSET_FLAG, str(offset)] if placed[s] else [] for s in (0, 1)]
+            runs = [
+                (s, sides[s], [*group, *argv[s], *at[s]], work / sides[s].name / f"group{i:04d}-round{r}")
+                for s in order
+            ]
             if counted:  # counts do not move with what runs beside them: both sides at once
                 got = run_sides_together([(side, flags, out) for _, side, flags, out in runs], timeout_s)
             elif design == "lockstep":  # both alive, one sample each by turns
@@ -379,6 +400,8 @@ def interleave(
                 got = [run_side(side, flags, out, timeout_s) for _, side, flags, out in runs]
             for (s, side, _, out), (meta, rows) in zip(runs, got, strict=True):
                 results[s].add(meta, rows, out)
+                if at[s]:
+                    results[s].input_offsets.append(offset)
                 if progress:
                     shown = ", ".join(f"{row.key}: {_brief(row)}" for row in rows)
                     progress(f"[{i + 1}/{len(groups)}] round {r + 1}/{rounds} {side.name}: {shown}")
@@ -387,6 +410,8 @@ def interleave(
 
 #: The ``suite run`` flag that joins a lockstep (``suite.lockstep``).
 LOCKSTEP_FLAG = "--lockstep"
+#: The ``suite run`` flag that places a round's input (``suite.placement``).
+INPUT_OFFSET_FLAG = "--input-offset"
 
 
 @dataclass(frozen=True)
