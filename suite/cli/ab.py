@@ -31,7 +31,7 @@ from suite.track.config import rounds_warning
 from suite.track.counted import add_grown_functions
 
 #: Rounds a side, interleaved in pairs: 7 is the fewest whose exact signed-rank test can
-#: reach alpha = 0.01 (1/128), and 8 still reach it with the farthest pair set aside (one
+#: reach alpha = 0.01 (1/128), and 8 still reach it with an outlying pair set aside (one
 #: slow process cannot veto a verdict: ``suite.stats.set_aside_farthest``);
 #: results/tuning/gate-statistics.md.
 AB_ROUNDS = 8
@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> None:
         type=positive(int),
         default=AB_ROUNDS,
         help=f"processes per side per case, alternating; default {AB_ROUNDS} (the fewest that reach alpha 0.01 with "
-        "the farthest pair set aside)",
+        "an outlying pair set aside)",
     )
     p.add_argument(
         "--budget", type=positive(float), default=0.5, help="seconds of sampling per case and round; default 0.5"

@@ -9,7 +9,7 @@ the gate set (:data:`GATE_BACKENDS`, :data:`GATE_FORMS`):
 2. wall-clock at :data:`GATE_TIME_SIZES`, :data:`GATE_ROUNDS` rounds a side in lockstep (round ``i`` of
    base and head alive at once, one sample each by turns, ABBA: ``suite.lockstep``), judged on
    the pairs: each round's median sample ratio, the median over rounds beyond the threshold and
-   the exact signed-rank p <= alpha of the pairs left when the farthest is set aside (8 pairs
+   the exact signed-rank p <= alpha of the pairs left when an outlying one is set aside (8 pairs
    are the fewest that reach alpha = 0.01 so),
    ``suite.track.verdicts.paired_verdict``.
 
@@ -48,7 +48,7 @@ GATE_FORMS = ("cumsum", "matrix", "loop")
 #: (threads, memory), and one size halves its cost (results/tuning/gate-statistics.md).
 GATE_TIME_SIZES = "8x128x256"
 #: Wall-clock rounds a side, in pairs: the fewest whose exact signed-rank test reaches alpha = 0.01 with
-#: the farthest pair set aside (``suite.stats.set_aside_farthest``).
+#: an outlying pair set aside (``suite.stats.set_aside_farthest``).
 GATE_ROUNDS = 8
 #: Seconds of sampling per case and round of the wall-clock part.
 GATE_BUDGET = 0.2

@@ -138,7 +138,7 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
     pairs (a neighbour that came, a clock that ramped) cancels, and one slow process moves one pair. ``slower``
     when the median pair ratio exceeds ``1 + threshold`` and the exact one-sided
     Wilcoxon signed-rank test of the pairs' log ratios gives ``p <= alpha`` (with one pair,
-    the farthest from 1, set aside when the rest can still reach alpha:
+    the farthest from 1, set aside when it lies far from the rest and the rest can still reach alpha:
     ``suite.stats.set_aside_farthest``; 8 pairs or more for 0.01)
     (``suite.stats.signed_rank_p``); ``faster`` the mirror image. With too few pairs to
     reach alpha (``suite.stats.min_pairs``: 7 for 0.01) every pair must lie beyond the
@@ -170,7 +170,7 @@ def paired_verdict(base: Row, head: Row, limits: Thresholds, design: str = "ABBA
         "p_value": p,
     }
     beyond = ratio > up if leaning == "slower" else ratio < 1 / up
-    set_aside = f"the farthest pair ({aside:.3g}) set aside for the test" if aside is not None else ""
+    set_aside = f"the outlying pair ({aside:.3g}) set aside for the test" if aside is not None else ""
     how = "in lockstep" if design == "lockstep" else "interleaved"
     note = f"{len(q)} pairs, {how}" + (f"; {set_aside}" if set_aside else "")
     if min_signed_rank_p(len(q)) > limits.alpha:
