@@ -25,7 +25,7 @@ from suite.cli.compare import compare_config, emit
 from suite.count_runner import START_S
 from suite.counting import COUNTED, SLOWDOWN
 from suite.results import Row
-from suite.track import ab
+from suite.track import ab, worktrees
 from suite.track.compare import CompareError, compare_rows
 from suite.track.config import rounds_warning
 from suite.track.counted import add_grown_functions
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {"rounds": rounds, "cases": len(cases), "job": job}
     interrupted = False
     try:
-        with ab.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:
+        with worktrees.worktrees(args.repo, {"base": args.base_rev, "head": args.head_rev}) as trees:
             sides = tuple(
                 ab.Side(name, path, label=f"{rev} ({commit[:10]})")
                 for name, rev, (path, commit) in (
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                     written = write_sides(
                         args.out, results, extra, ab.complete(results, rounds) if interrupted else None
                     )
-    except ab.ABError as e:
+    except worktrees.ABError as e:
         raise UsageError(str(e)) from None
     if interrupted:
         done = len(written[0][1])

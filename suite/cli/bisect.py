@@ -16,7 +16,7 @@ from suite.cli.compare import compare_config
 from suite.count_runner import START_S
 from suite.counting import COUNTED, SLOWDOWN
 from suite.reference import INPUT_KINDS
-from suite.track import ab
+from suite.track import ab, worktrees
 from suite.track import bisect as bisect_mod
 
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     progress(f"bisecting {case.key} over {len(commits)} commits (about {max(1, len(commits)).bit_length()} probes)")
     try:
-        with ab.worktrees(args.repo, {"good": args.good}) as trees, tempfile.TemporaryDirectory() as work:
+        with worktrees.worktrees(args.repo, {"good": args.good}) as trees, tempfile.TemporaryDirectory() as work:
             good_path, good_sha = trees["good"]
             prober = bisect_mod.Prober(
                 repo=args.repo,
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 timeout_s=(args.timeout * SLOWDOWN + START_S if counted else args.timeout * 2) + 300,
             )
             result = bisect_mod.search(commits, prober, progress)
-    except (ab.ABError, bisect_mod.BisectError) as e:
+    except (worktrees.ABError, bisect_mod.BisectError) as e:
         raise UsageError(str(e)) from None
     print(result.summary())
     return 0 if result.first_slow is not None else 1

@@ -10,7 +10,7 @@ from typing import Any
 from suite.cli._args import UsageError, append_step_summary, positive, prepare_out, threshold_args
 from suite.cli.compare import compare_config
 from suite.results import write_atomic
-from suite.track import ab, gate
+from suite.track import gate, worktrees
 from suite.track.compare import CompareError
 from suite.track.config import rounds_warning
 
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     config = compare_config(args)
     try:
         for rev in (args.base_rev, args.head_rev):
-            ab.resolve(args.repo, rev)
-    except ab.ABError as e:
+            worktrees.resolve(args.repo, rev)
+    except worktrees.ABError as e:
         raise UsageError(str(e)) from None
     prepare_out(args.out)
     if (warning := rounds_warning(args.rounds, config.strictest_alpha(), paired=True)) and not args.quiet:

@@ -31,7 +31,7 @@ Every round's process runs in a process group of its own (``suite.procgroup``): 
 and its workers (valgrind's included) are stopped and waited for, and the caller keeps
 the rounds already finished (``interleave(into=...)``, :func:`complete`).
 
-For revisions, :func:`worktrees` checks both out as detached git worktrees in a
+For revisions, ``suite.track.worktrees`` checks both out as detached git worktrees in a
 temporary folder and removes them afterwards; :func:`interleave` only needs a
 folder and an environment per side, so the gate's own benchmark
 (``scripts/gatebench.py``) uses it with one checkout and two environments.
@@ -39,14 +39,12 @@ folder and an environment per side, so the gate's own benchmark
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,12 +67,9 @@ from suite.results import (
     write_json,
 )
 from suite.rounds import merge_rows
+from suite.track.worktrees import ABError
 
 SIDES = ("base", "head")
-
-
-class ABError(Exception):
-    """A revision does not resolve, a worktree cannot be made, or a side's run failed."""
 
 
 @dataclass(frozen=True)
@@ -85,55 +80,6 @@ class Side:
     cwd: Path
     env: Mapping[str, str] = field(default_factory=dict)
     label: str = ""
-
-
-def _git(repo: Path, *args: str) -> str:
-    if not repo.is_dir():
-        raise ABError(f"--repo {repo} is not a folder")
-    try:
-        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise ABError(f"git {' '.join(args)} failed: {e}") from None
-    if done.returncode != 0:
-        raise ABError(f"git {' '.join(args)}: {done.stderr.strip() or f'exit status {done.returncode}'}")
-    return done.stdout.strip()
-
-
-def resolve(repo: Path, rev: str) -> str:
-    """The full commit a revision names; ABError when it names none."""
-    if rev.startswith("-"):
-        raise ABError(f"bad revision {rev!r}")
-    try:
-        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-    except ABError:
-        raise ABError(f"{rev!r} is not a commit in {repo}") from None
-
-
-@contextlib.contextmanager
-def worktrees(repo: Path, revs: Mapping[str, str]) -> Iterator[dict[str, tuple[Path, str]]]:
-    """Detached worktrees of ``revs`` (name -> revision) in a temporary folder.
-
-    Yields name -> (folder, commit). The worktrees are removed on exit.
-    """
-    repo = Path(_git(repo, "rev-parse", "--show-toplevel"))
-    commits = {name: resolve(repo, rev) for name, rev in revs.items()}
-    tmp = Path(tempfile.mkdtemp(prefix="causal-bench-ab-"))
-    added: list[Path] = []
-    try:
-        out: dict[str, tuple[Path, str]] = {}
-        for name, commit in commits.items():
-            path = tmp / name
-            _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
-            added.append(path)
-            out[name] = (path, commit)
-        yield out
-    finally:
-        for path in added:
-            with contextlib.suppress(ABError):
-                _git(repo, "worktree", "remove", "--force", str(path))
-        shutil.rmtree(tmp, ignore_errors=True)
-        with contextlib.suppress(ABError):
-            _git(repo, "worktree", "prune")
 
 
 def case_flags(case: Case) -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from suite.cases import Case
-from suite.track import ab
+from suite.track import ab, worktrees
 from suite.track.compare import compare_case
 from suite.track.config import CompareConfig
 
@@ -83,24 +83,24 @@ class BisectResult:
 
 def _git(repo: Path, *args: str) -> str:
     try:
-        return ab._git(repo, *args)
-    except ab.ABError as e:
+        return worktrees.git(repo, *args)
+    except worktrees.ABError as e:
         raise BisectError(str(e)) from None
 
 
 def history(repo: Path, good: str, bad: str) -> list[Commit]:
     """The first-parent commits after GOOD up to BAD, oldest first; BisectError on bad input."""
     try:
-        good_sha, bad_sha = ab.resolve(repo, good), ab.resolve(repo, bad)
-    except ab.ABError as e:
+        good_sha, bad_sha = worktrees.resolve(repo, good), worktrees.resolve(repo, bad)
+    except worktrees.ABError as e:
         raise BisectError(str(e)) from None
     if _git(repo, "status", "--porcelain", "--untracked-files=no"):
         raise BisectError(f"{repo}: the working tree has uncommitted changes; commit or stash them first")
     if good_sha == bad_sha:
         raise BisectError(f"GOOD and BAD are the same commit ({good_sha[:10]})")
     try:
-        ab._git(repo, "merge-base", "--is-ancestor", good_sha, bad_sha)
-    except ab.ABError:
+        worktrees.git(repo, "merge-base", "--is-ancestor", good_sha, bad_sha)
+    except worktrees.ABError:
         raise BisectError(f"GOOD {good!r} is not an ancestor of BAD {bad!r}") from None
     text = _git(
         repo, "log", "--first-parent", "--ancestry-path", "--reverse", "--format=%H %s", f"{good_sha}..{bad_sha}"
@@ -164,12 +164,12 @@ class Prober:
     def __call__(self, commit: Commit) -> Probe:
         group = ab.case_flags(self.case)
         try:
-            with ab.worktrees(self.repo, {"probe": commit.sha}) as trees:
+            with worktrees.worktrees(self.repo, {"probe": commit.sha}) as trees:
                 path, _ = trees["probe"]
                 side = ab.Side("head", path, label=commit.sha[:10])
                 out = self.work / commit.sha[:12]
                 base, head = ab.interleave((self.good, side), [group], self.flags, self.rounds, out, self.timeout_s)
-        except ab.ABError as e:
+        except worktrees.ABError as e:
             return Probe(commit, None, note=str(e).splitlines()[0][-200:])
         base_rows, head_rows = base.rounds.get(self.case.key, []), head.rounds.get(self.case.key, [])
         if not base_rows or not head_rows:

@@ -12,7 +12,7 @@ from suite import procgroup
 from suite.cases import Case
 from suite.cli import build_parser, main
 from suite.results import Row, load_run
-from suite.track import ab
+from suite.track import ab, worktrees
 from tests.track.scratch_git import git
 from tests.track.scratch_git import scratch_repo as make_repo
 
@@ -152,10 +152,10 @@ def test_run_sides_together_loads_each_side_and_names_a_failed_one(
 
     monkeypatch.setattr(procgroup, "run_together", fake)
     sides = [(ab.Side("base", tmp_path), ["--x"], tmp_path / "b"), (ab.Side("head", tmp_path), ["--x"], tmp_path / "h")]
-    with pytest.raises(ab.ABError, match="base"):
+    with pytest.raises(worktrees.ABError, match="base"):
         ab.run_sides_together(sides, 10)
     monkeypatch.setattr(ab, "load_run", lambda out: ({"run_id": out.name}, []))
-    with pytest.raises(ab.ABError, match=r"head .*failed: boom"):
+    with pytest.raises(worktrees.ABError, match=r"head .*failed: boom"):
         ab.run_sides_together(sides, 10)
 
 
