@@ -318,7 +318,7 @@ def set_aside_farthest(ratios: Sequence[float] | np.ndarray, alpha: float) -> tu
     verdict the other pairs agree on, while a farthest pair that is merely the largest of
     similar ones stays: setting it aside would take the strongest pair from the test and let
     one small contrary pair veto (two 10% slowdowns missed so, 1.12x and 1.09x,
-    results/gatebench/power/lockstep-load0.md). The test stays exact: under "no difference"
+    results/gatebench/power/lockstep-placed-load0.md). The test stays exact: under "no difference"
     each pair's sign is a fair coin independent of its magnitude, so choosing by magnitudes
     alone leaves the other pairs' signs fair and independent, and their signed-rank p is
     exact for the pairs judged.

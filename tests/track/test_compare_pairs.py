@@ -194,7 +194,7 @@ def test_one_slow_process_cannot_veto_a_verdict_the_other_pairs_agree_on() -> No
 
 
 def test_the_largest_of_similar_pairs_stays_so_one_small_contrary_pair_cannot_veto() -> None:
-    # Two 10% slowdowns from the power run (results/gatebench/power/lockstep-load0.md, matrix
+    # Two 10% slowdowns from a power run (results/gatebench/power/lockstep-placed-load0.md, matrix
     # 8x128x256): one round each where the base process ran a little slow. Setting the largest
     # pair aside took the strongest pair away and left p = 2/128; judged on all eight, 2/256.
     for q in (
