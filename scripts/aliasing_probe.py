@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.numpy_backend import NumpyBackend
 from suite.cases import Case, RunOptions
+from suite.placement import PAGE, offset_of, place
 from suite.runner import case_input
 
 
@@ -44,22 +45,18 @@ def main() -> None:
     os.sched_setaffinity(0, {cpus[-1]})
     backend = NumpyBackend()
     x = case_input(Case("numpy", "cumsum", 8, 32, 256), RunOptions())
-    buf = np.empty(x.nbytes + 8192, dtype=np.uint8)
-    page = (-buf.ctypes.data) % 4096
     print(f"load average {os.getloadavg()[0]:.2f}; numpy {np.__version__}")
     print("| input offset in its page | output - input, mod 4096 | per call |")
     print("|---|---|---|")
-    offsets = [x.ctypes.data % 4096, 0, 64, 1024, 2048, 3296, 4032]
+    offsets = [offset_of(x), 0, 64, 1024, 2048, 3296, 4032]
     for k, off in enumerate(offsets):
         if k == 0:
-            placed, label = x, f"{off} (as the suite allocated it)"
+            placed, label = x, f"{off} (as its process's heap placed it)"
         else:
-            placed = np.frombuffer(buf[page + off : page + off + x.nbytes], dtype=x.dtype).reshape(x.shape)
-            placed[...] = x
-            label = str(off)
+            placed, label = place(x, off), str(off)
         fn = backend.build("cumsum", placed, "ieee").fn
         out = fn()
-        delta = (out.ctypes.data - placed.ctypes.data) % 4096
+        delta = (offset_of(out) - offset_of(placed)) % PAGE
         print(f"| {label} | {delta} | {per_call(fn) * 1e6:.0f} us |")
 
 

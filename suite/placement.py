@@ -18,10 +18,8 @@ allocations agree. A counted case's input sits at offset 0 (a count must not mov
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import random
+import random
+from typing import Any
 
 #: A page: the period of the CPU's address check that 4K aliasing comes from.
 PAGE = 4096
@@ -49,22 +47,13 @@ def parse_offset(text: str) -> int:
     return value
 
 
-def describe(offset: int) -> str:
-    """An ``input_offset`` as a user reads it: ``random`` or the bytes."""
-    return RANDOM_NAME if offset == RANDOM else str(offset)
-
-
 def draw(rng: random.Random | None = None) -> int:
     """A cache-line offset within a page, uniformly (``rng``: seeded, for offsets both sides share)."""
-    import random
-
     return (rng or random.SystemRandom()).randrange(0, PAGE, CACHE_LINE)
 
 
 def offsets(seed: int, count: int) -> list[int]:
     """``count`` offsets from ``seed``: the same list wherever it is drawn (``ab``'s rounds, gatebench's)."""
-    import random
-
     rng = random.Random(seed)
     return [draw(rng) for _ in range(count)]
 
